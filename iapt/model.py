@@ -1,0 +1,197 @@
+"""IAPTModel: a frozen causal LM whose every decoder layer sees k instance-specific soft tokens.
+
+The caller's sequence is widened by k reserved *slot* positions (before the instruction for `prefix`,
+between instruction and response for `between`). A forward pre-hook on each decoder layer overwrites the
+slots' hidden states with that layer's generated prompt, so the slots' keys and values are the prompt.
+The generators read only instruction positions and run only when the full widened sequence passes
+(training, evaluation, generation prefill); decoding steps with the KV cache cost what the backbone costs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_model, save_model
+from torch import nn
+from transformers.modeling_outputs import CausalLMOutputWithPast
+
+from .config import IAPTConfig
+from .generator import build_generators, masked_mean
+
+CONFIG_NAME, WEIGHTS_NAME = "iapt_config.json", "iapt_model.safetensors"
+
+
+def decoder_layers(model: nn.Module) -> nn.ModuleList:
+    """The decoder-layer list of a Hugging Face causal LM (LLaMA, Qwen2, Gemma-3, ...)."""
+    n = model.config.get_text_config().num_hidden_layers
+    for module in model.modules():
+        if isinstance(module, nn.ModuleList) and len(module) == n and hasattr(module[0], "input_layernorm"):
+            return module
+    raise ValueError(f"cannot find {n} decoder layers with an `input_layernorm` in {type(model).__name__}")
+
+
+@dataclass
+class Widened:
+    """The caller's batch with k slot positions inserted per row."""
+    input_ids: torch.Tensor         # B, T+k (slots hold a placeholder id; their states are overwritten)
+    attention_mask: torch.Tensor    # B, T+k (slots attended)
+    position_ids: torch.Tensor      # B, T+k (slots take real positions)
+    instruction_mask: torch.Tensor  # B, T+k (slots excluded)
+    slot_index: torch.Tensor        # B, k
+    logit_index: torch.Tensor       # B, T   widened position whose logit the caller's position j receives
+
+
+def widen(input_ids, attention_mask, instruction_mask, k: int, placement: str, placeholder_id: int = 0) -> Widened:
+    B, T = input_ids.shape
+    dev = input_ids.device
+    ar = torch.arange(T, device=dev)[None]                            # 1, T
+    instr = instruction_mask.bool() & attention_mask.bool()
+    if placement == "prefix":      # slots just before the first instruction token (after any left padding)
+        anchor = torch.where(instr.any(1), instr.float().argmax(1), attention_mask.float().argmax(1))
+        insert = anchor
+    else:                          # slots just after the last instruction token
+        insert = torch.where(instr.any(1), (instr.long() * (ar + 1)).amax(1), attention_mask.float().argmax(1))
+    dest = ar + k * (ar >= insert[:, None]).long()                    # B, T
+    ids = torch.full((B, T + k), placeholder_id, dtype=input_ids.dtype, device=dev).scatter(1, dest, input_ids)
+    mask = torch.ones((B, T + k), dtype=attention_mask.dtype, device=dev).scatter(1, dest, attention_mask)
+    wide_instr = torch.zeros((B, T + k), dtype=torch.bool, device=dev).scatter(1, dest, instr)
+    pos = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 1)
+    slot_index = insert[:, None] + torch.arange(k, device=dev)[None]
+    # The logit that predicts the token after the last instruction token is the last slot's (between);
+    # every other caller position keeps its own widened position.
+    shift_from = insert - (1 if placement == "between" else 0)
+    logit_index = ar + k * (ar >= shift_from[:, None]).long()
+    return Widened(ids, mask, pos, wide_instr, slot_index, logit_index)
+
+
+class IAPTModel(nn.Module):
+    reads_instruction = True  # the evaluator passes instruction_mask to models that set this
+
+    def __init__(self, base_model: nn.Module, config: IAPTConfig):
+        super().__init__()
+        text_cfg = base_model.config.get_text_config()
+        config.base_model_type = config.base_model_type or text_cfg.model_type
+        config.base_num_layers = config.base_num_layers or text_cfg.num_hidden_layers
+        config.base_hidden_size = config.base_hidden_size or text_cfg.hidden_size
+        self.config = config
+        self.base_model = base_model
+        for p in self.base_model.parameters():
+            p.requires_grad_(False)
+        self.layers = decoder_layers(base_model)
+        self.generators = build_generators(config, len(self.layers), text_cfg.hidden_size)
+        self.placeholder_id = text_cfg.pad_token_id if text_cfg.pad_token_id is not None else 0
+        self._widened: Widened | None = None
+        for i, layer in enumerate(self.layers):
+            if str(i) in self.generators:
+                layer.register_forward_pre_hook(self._slot_hook(i), with_kwargs=True)
+
+    # --- injection -------------------------------------------------------------------------------
+    def _slot_hook(self, i: int):
+        generator = self.generators[str(i)]
+
+        def hook(layer, args, kwargs):
+            w = self._widened
+            if w is None:
+                return None
+            hidden = args[0] if args else kwargs["hidden_states"]
+            extra = hidden.shape[1] - w.input_ids.shape[1]
+            if extra < 0:
+                return None  # a cached decoding step: the slots' keys and values are in the cache already
+            # A pass over the whole prompt (extra > 0: generation without cache re-reads generated tokens,
+            # which are never instruction).
+            instruction = F.pad(w.instruction_mask, (0, extra), value=False)
+            read = layer.input_layernorm(hidden) if self.config.read == "norm" else hidden
+            weight = generator.down.weight
+            prompt = generator(read.to(weight.dtype), instruction)                       # B, k, d
+            if self.config.slot_init == "mean":
+                prompt = prompt + masked_mean(hidden, instruction)[:, None].to(prompt.dtype)
+            index = w.slot_index[..., None].expand(-1, -1, hidden.shape[-1])
+            hidden = hidden.scatter(1, index, prompt.to(hidden.dtype))
+            if args:
+                return (hidden, *args[1:]), kwargs
+            return args, {**kwargs, "hidden_states": hidden}
+
+        return hook
+
+    def _widen(self, input_ids, attention_mask, instruction_mask) -> Widened:
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if instruction_mask is None:  # inference: every attended input token is instruction
+            instruction_mask = attention_mask.bool()
+        return widen(input_ids, attention_mask, instruction_mask, self.config.num_soft_tokens,
+                     self.config.placement, self.placeholder_id)
+
+    def forward(self, input_ids, attention_mask=None, instruction_mask=None, labels=None, **kwargs):
+        """Logits aligned with the caller's input_ids; loss = next-token CE where labels != -100."""
+        w = self._widen(input_ids, attention_mask, instruction_mask)
+        self._widened = w
+        try:
+            out = self.base_model(input_ids=w.input_ids, attention_mask=w.attention_mask,
+                                  position_ids=w.position_ids, use_cache=False, **kwargs)
+        finally:
+            self._widened = None
+        logits = out.logits.gather(1, w.logit_index[..., None].expand(-1, -1, out.logits.shape[-1]))
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=-100)
+        return CausalLMOutputWithPast(loss=loss, logits=logits)
+
+    @torch.no_grad()
+    def generate(self, input_ids, attention_mask=None, instruction_mask=None, **generate_kwargs):
+        """Hugging Face generate on the widened prompt (left padding); returns caller ids + new tokens."""
+        w = self._widen(input_ids, attention_mask, instruction_mask)
+        self._widened = w
+        try:
+            out = self.base_model.generate(input_ids=w.input_ids, attention_mask=w.attention_mask, **generate_kwargs)
+        finally:
+            self._widened = None
+        return torch.cat([input_ids, out[:, w.input_ids.shape[1]:]], dim=1)
+
+    # --- parameters ------------------------------------------------------------------------------
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Ω (generator weights) and Θ (rational coefficients), for bi-level training. Shared tensors once."""
+        groups, seen = {"generator": [], "rational": []}, set()
+        for name, p in self.generators.named_parameters():
+            if id(p) in seen:
+                continue
+            seen.add(id(p))
+            groups["rational" if ".act." in f".{name}" else "generator"].append(p)
+        return groups
+
+    def get_nb_trainable_parameters(self) -> tuple[int, int]:
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        return trainable, sum(p.numel() for p in self.parameters())
+
+    def print_trainable_parameters(self) -> None:
+        t, n = self.get_nb_trainable_parameters()
+        print(f"trainable params: {t:,d} || all params: {n:,d} || trainable%: {100 * t / n:.4f}")
+
+    # --- persistence ------------------------------------------------------------------------------
+    def save_pretrained(self, path) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.config.save(path / CONFIG_NAME)
+        save_model(self.generators, str(path / WEIGHTS_NAME))
+
+    @classmethod
+    def from_pretrained(cls, base_model: nn.Module, path) -> "IAPTModel":
+        path = Path(path)
+        if not (path / CONFIG_NAME).exists():
+            raise FileNotFoundError(f"{path} holds no IAPT adapter ({CONFIG_NAME} missing)")
+        config = IAPTConfig.load(path / CONFIG_NAME)
+        text_cfg = base_model.config.get_text_config()
+        found = (text_cfg.model_type, text_cfg.num_hidden_layers, text_cfg.hidden_size)
+        saved = (config.base_model_type, config.base_num_layers, config.base_hidden_size)
+        if found != saved:
+            raise ValueError(f"adapter {path} was trained on a backbone with (type, layers, hidden) = {saved}, "
+                             f"but this backbone has {found}; load the backbone it was trained on")
+        model = cls(base_model, config)
+        load_model(model.generators, str(path / WEIGHTS_NAME))
+        return model
+
+
+def get_iapt_model(base_model: nn.Module, config: IAPTConfig | None = None) -> IAPTModel:
+    """Freeze `base_model` and attach IAPT prompt generators to every decoder layer."""
+    return IAPTModel(base_model, config or IAPTConfig())

