@@ -1,0 +1,24 @@
+"""End-to-end runs of the experiment scripts on their smoke profile, into temporary folders only."""
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+import zeroshot  # noqa: E402
+
+
+def test_zeroshot_smoke_writes_csv_with_metadata_and_lm_eval_agrees(tmp_path):
+    zeroshot.main(["--profile", "smoke", "--out-dir", str(tmp_path)])
+    df = pd.read_csv(tmp_path / "zeroshot.csv")
+    meta = json.loads((tmp_path / "zeroshot.meta.json").read_text())
+    assert {"git_commit", "packages", "device", "wall_time_s", "profile", "backbone"} <= set(meta)
+    assert meta["profile"] == "smoke"
+    for task in ("sst2", "copa", "arc_easy"):
+        rows = df[df.task == task].set_index("method")
+        assert {"zero-shot", "zero-shot (lm-eval)", "chance"} <= set(rows.index)
+        assert rows.loc["zero-shot (lm-eval)", "examples_differing"] <= 1
+        assert 0 <= rows.loc["zero-shot", "metric"] <= 1
+    assert df[(df.task == "sst2") & (df.method == "chance")].metric.item() == 0.5
+    assert not list(tmp_path.glob(".*")), "no temporary files left behind"
