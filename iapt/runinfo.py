@@ -52,8 +52,13 @@ def device_description(device: torch.device | str = "cpu") -> str:
     return f"cpu: {cpu}, {os.cpu_count()} cores, torch capability {torch.backends.cpu.get_cpu_capability()}"
 
 
+# Taken when a script starts: edits made to the checkout while a long run goes on must not be
+# attributed to it (nor mark it "-dirty").
+COMMIT_AT_START = git_commit()
+
+
 def run_metadata(**extra) -> dict:
-    return {"git_commit": git_commit(), "packages": package_versions(), "python": platform.python_version(),
+    return {"git_commit": COMMIT_AT_START, "packages": package_versions(), "python": platform.python_version(),
             "device": device_description(extra.pop("device", "cpu")), "torch_threads": torch.get_num_threads(),
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **extra}
 

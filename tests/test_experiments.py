@@ -22,3 +22,14 @@ def test_zeroshot_smoke_writes_csv_with_metadata_and_lm_eval_agrees(tmp_path):
         assert 0 <= rows.loc["zero-shot", "metric"] <= 1
     assert df[(df.task == "sst2") & (df.method == "chance")].metric.item() == 0.5
     assert not list(tmp_path.glob(".*")), "no temporary files left behind"
+
+
+def test_defaults_probe_smoke_trains_and_writes(tmp_path):
+    import probe_iapt_defaults
+    probe_iapt_defaults.main(["--profile", "smoke", "--out-dir", str(tmp_path)])
+    df = pd.read_csv(tmp_path / "iapt_defaults_probe.csv")
+    assert set(df.variant) == {"ours/between", "paper-literal/prefix"}
+    assert df.best_dev_acc.between(0, 1).all() and (df.trainable_params > 0).all()
+    # resumable: a second call skips finished variants and keeps the file
+    probe_iapt_defaults.main(["--profile", "smoke", "--out-dir", str(tmp_path)])
+    assert len(pd.read_csv(tmp_path / "iapt_defaults_probe.csv")) == 2

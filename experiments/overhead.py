@@ -1,0 +1,138 @@
+"""IAPT's cost next to LoRA and the bare backbone, measured side by side in one run.
+
+    python experiments/overhead.py            # what `make overhead` runs -> results/overhead.csv
+
+Training: one optimiser step (forward, backward, AdamW) at batch 8 x 64 tokens for IAPT (m = 16, 4 soft
+tokens) and for LoRA on every linear module at the closest rank by tunable parameters (peft), plus the
+frozen backbone's forward + backward with respect to its input embeddings (the least any PEFT method
+pays). Decoding: greedy generation of 32 new tokens for one 64-token prompt, IAPT vs the bare backbone.
+Variants are interleaved over repeats so that machine noise hits them alike; medians are reported.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+from iapt import IAPTConfig, get_iapt_model  # noqa: E402
+from iapt.backbones import DEFAULT_BACKBONE, load_backbone  # noqa: E402
+from iapt.errors import cli  # noqa: E402
+from iapt.evaluation import autocast, cpu_has_bf16  # noqa: E402
+from iapt.runinfo import RESULTS, run_metadata, write_results  # noqa: E402
+
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def lora_rank_for(base, budget: int) -> int:
+    per_rank = 0
+    for name, module in base.named_modules():
+        if name.split(".")[-1] in LORA_TARGETS:
+            per_rank += module.in_features + module.out_features
+    return max(1, round(budget / per_rank))
+
+
+def timed(fn, sync=lambda: None) -> float:
+    sync()
+    t0 = time.perf_counter()
+    fn()
+    sync()
+    return time.perf_counter() - t0
+
+
+@cli
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--backbone", default=DEFAULT_BACKBONE)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--seq", type=int, default=64)
+    ap.add_argument("--new-tokens", type=int, default=32)
+    ap.add_argument("--out-dir", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+    from peft import LoraConfig, get_peft_model
+
+    start = time.time()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    precision = "bf16" if device == "cuda" or cpu_has_bf16() else "fp32"
+    torch.manual_seed(0)
+    iapt_model = get_iapt_model(load_backbone(args.backbone)[0].to(device), IAPTConfig(bottleneck_dim=16))
+    budget = iapt_model.get_nb_trainable_parameters()[0]
+    rank = lora_rank_for(iapt_model.base_model, budget)
+    lora_model = get_peft_model(load_backbone(args.backbone)[0].to(device),
+                                LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=LORA_TARGETS))
+    bare = load_backbone(args.backbone)[0].to(device)
+    for p in bare.parameters():
+        p.requires_grad_(False)
+    vocab = bare.config.vocab_size
+    ids = torch.randint(100, vocab, (args.batch, args.seq), device=device)
+    instr = torch.ones_like(ids, dtype=torch.bool)
+    instr[:, -8:] = False
+    labels = ids.masked_fill(instr, -100)
+    opts = {name: torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-4)
+            for name, m in (("iapt", iapt_model), ("lora", lora_model))}
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+    def step(name):
+        model = {"iapt": iapt_model, "lora": lora_model}[name]
+        with autocast(device, precision):
+            kw = {"instruction_mask": instr} if name == "iapt" else {}
+            loss = model(input_ids=ids, labels=labels, **kw).loss
+        loss.backward()
+        opts[name].step()
+        opts[name].zero_grad(set_to_none=True)
+
+    def frozen_step():
+        emb = bare.get_input_embeddings()(ids).detach().requires_grad_(True)
+        with autocast(device, precision):
+            loss = bare(inputs_embeds=emb, labels=labels).loss
+        loss.backward()
+
+    prompt = ids[:1]
+
+    def decode(model):
+        with torch.no_grad(), autocast(device, precision):
+            model.generate(input_ids=prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=args.new_tokens,
+                           min_new_tokens=args.new_tokens, do_sample=False, pad_token_id=0)
+
+    jobs = {"train_step/iapt": lambda: step("iapt"), "train_step/lora": lambda: step("lora"),
+            "train_step/frozen_backbone": frozen_step,
+            "decode/iapt": lambda: decode(iapt_model), "decode/bare_backbone": lambda: decode(bare)}
+    for fn in jobs.values():  # warm-up
+        fn()
+    times = {k: [] for k in jobs}
+    for _ in range(args.repeats):
+        for k, fn in jobs.items():
+            times[k].append(timed(fn, sync))
+    counts = {"iapt": budget, "lora": sum(p.numel() for p in lora_model.parameters() if p.requires_grad)}
+    rows = []
+    for k, ts in times.items():
+        kind, method = k.split("/")
+        med = statistics.median(ts)
+        rows.append({"measure": kind, "method": method, "median_s": med, "min_s": min(ts), "max_s": max(ts),
+                     "repeats": len(ts), "tokens_per_s": args.new_tokens / med if kind == "decode" else None,
+                     "trainable_params": counts.get(method), "lora_rank": rank if method == "lora" else None,
+                     "batch": args.batch if kind == "train_step" else 1, "seq": args.seq,
+                     "new_tokens": args.new_tokens if kind == "decode" else None, "precision": precision})
+    df = pd.DataFrame(rows)
+    med = df.set_index(["measure", "method"])["median_s"]
+    ratios = {"iapt_step_over_lora_step": med["train_step", "iapt"] / med["train_step", "lora"],
+              "iapt_decode_tokens_per_s_over_bare": med["decode", "bare_backbone"] / med["decode", "iapt"]}
+    path = args.out_dir / "overhead.csv"
+    write_results(df, path, run_metadata(device=device, backbone=args.backbone, precision=precision, seeds=[0],
+                                         profile="cpu", wall_time_s=round(time.time() - start, 1), ratios=ratios,
+                                         targets={"iapt_step_over_lora_step": "<= 1.3",
+                                                  "iapt_decode_tokens_per_s_over_bare": ">= 0.95"}))
+    print(df.to_string(index=False))
+    print({k: round(v, 3) for k, v in ratios.items()})
+    print(f"wrote {path} and {path.with_suffix('.meta.json')}")
+
+
+if __name__ == "__main__":
+    main()
