@@ -17,8 +17,9 @@ DEFAULT_MAX_LENGTH = 512
 
 
 def encode_pair(tokenizer, prompt: str, continuation: str) -> tuple[list[int], list[int]]:
-    whole = tokenizer(prompt + continuation, add_special_tokens=False).input_ids
-    context = tokenizer(prompt, add_special_tokens=False).input_ids
+    # The tokenizer's own special tokens: none for SmolLM2, a BOS for Gemma (which it needs), as lm-eval does.
+    whole = tokenizer(prompt + continuation).input_ids
+    context = tokenizer(prompt).input_ids
     return context, whole[len(context):]
 
 

@@ -136,7 +136,7 @@ def generate_answers(model, tokenizer, task: Task, examples: list[Example], batc
     order = sorted(range(len(examples)), key=lambda i: -len(prompts[i]))
     for start in tqdm(range(0, len(order), batch_size), desc=task.name, leave=False):
         idx = order[start:start + batch_size]
-        feats = [{"input_ids": tokenizer(prompts[i], add_special_tokens=False).input_ids} for i in idx]
+        feats = [{"input_ids": tokenizer(prompts[i]).input_ids} for i in idx]
         batch = collate(feats, tokenizer.pad_token_id, side="left")
         with autocast(device, precision):
             out = model.generate(**model_inputs(model, batch), max_new_tokens=max_new_tokens, do_sample=False,
