@@ -2,11 +2,10 @@
 
     python scripts/fit_rational.py            # regenerates the constants the package uses
 
-Least squares on a dense grid over [-RANGE, RANGE]. The range is chosen from the pre-activation statistics
-of IAPT's generators (see README, "Deviations"): with the generator reading the layer's own input norm
-and W_down ~ N(0, 1/d), the pooled bottleneck values on SmolLM2 / SST-2 lie well inside [-5, 5]
-(measured by `scripts/preactivation_stats.py`); we fit on [-6, 6] for headroom and report the error on
-the fitted range and a little beyond it.
+Least squares on a dense grid over [-RANGE, RANGE] (default 6), plus down-weighted points out to 2x the
+range so the fit stays bounded beyond it. The range is checked against what the activations actually
+receive: `scripts/preactivation_stats.py` records, per layer, the quantiles of the pooled bottleneck values
+of an untrained IAPT on SmolLM2 (results/preactivation_stats.csv; summarised in the README).
 """
 from __future__ import annotations
 

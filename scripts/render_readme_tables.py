@@ -36,9 +36,44 @@ def zeroshot_table() -> str:
     return "\n".join(lines)
 
 
+def overhead_table() -> str:
+    path = REPO / "results" / "overhead.csv"
+    if not path.exists():
+        return "_not run yet: `make overhead`_"
+    df = pd.read_csv(path)
+    meta = json.loads(path.with_suffix(".meta.json").read_text())
+    lines = ["| measure | method | trainable params | median s | min–max s | tokens/s |", "|---|---|---|---|---|---|"]
+    for r in df.itertuples():
+        params = "" if pd.isna(r.trainable_params) else f"{int(r.trainable_params):,}" + (f" (r = {int(r.lora_rank)})" if not pd.isna(r.lora_rank) else "")
+        tps = "" if pd.isna(r.tokens_per_s) else f"{r.tokens_per_s:.2f}"
+        lines.append(f"| {r.measure} | {r.method} | {params} | {r.median_s:.2f} | {r.min_s:.2f}–{r.max_s:.2f} | {tps} |")
+    ratios = meta["ratios"]
+    lines += ["", f"IAPT step / LoRA step = **{ratios['iapt_step_over_lora_step']:.2f}** (target ≤ 1.3); IAPT decoding "
+              f"tokens/s / bare backbone = **{ratios['iapt_decode_tokens_per_s_over_bare']:.2f}** (target ≥ 0.95). "
+              f"{meta['backbone']}, {meta['precision']}, {meta['device']}, commit `{meta['git_commit'][:12]}`, "
+              f"{int(df.repeats.iloc[0])} interleaved repeats after a warm-up."]
+    return "\n".join(lines)
+
+
+def probe_table() -> str:
+    path = REPO / "results" / "iapt_defaults_probe.csv"
+    if not path.exists():
+        return "_not run yet: `make probe`_"
+    df = pd.read_csv(path)
+    lines = ["| variant | placement | read | slot | W_up init std | dev acc, untrained | best dev acc (step) | train loss first → last 10 |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in df.itertuples():
+        lines.append(f"| {r.variant} | {r.placement} | {r.read} | {r.slot_init} | {r.up_init_std} | {r.dev_acc_step0:.3f} | "
+                     f"{r.best_dev_acc:.3f} ({r.best_step}) | {r.first_train_loss:.2f} → {r.last_train_loss:.2f} |")
+    r = df.iloc[0]
+    lines += ["", f"sst2 dev split (n = {r.n_dev}), {r.steps} steps, batch {r.batch}, lr {r.lr}, m = {r.bottleneck}, "
+              f"seed {r.seed}, {r.trainable_params:,} trainable parameters, one seed only."]
+    return "\n".join(lines)
+
+
 def main():
     text = README.read_text()
-    for name, render in {"zeroshot": zeroshot_table}.items():
+    for name, render in {"zeroshot": zeroshot_table, "overhead": overhead_table, "probe": probe_table}.items():
         text = re.sub(rf"<!-- {name}:start -->.*?<!-- {name}:end -->",
                       lambda _: f"<!-- {name}:start -->\n{render()}\n<!-- {name}:end -->", text, flags=re.S)
     README.write_text(text)
