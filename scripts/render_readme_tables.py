@@ -21,9 +21,12 @@ def zeroshot_table() -> str:
     df = pd.read_csv(path)
     meta = json.loads(path.with_suffix(".meta.json").read_text())
     wide = df.pivot_table(index="task", columns="method", values="metric", aggfunc="first")
+    norm = df[df.method == "zero-shot"].set_index("task")["accuracy_len_norm"]
+    wide.insert(1, "zero-shot, length-normalised", norm)
     n = df.groupby("task")["n"].first()
     diff = df[df.method == "zero-shot (lm-eval)"].set_index("task")["examples_differing"] if "examples_differing" in df else {}
-    order = [c for c in ["zero-shot", "zero-shot (lm-eval)", "majority-class", "chance"] if c in wide.columns]
+    order = [c for c in ["zero-shot", "zero-shot, length-normalised", "zero-shot (lm-eval)", "majority-class", "chance"]
+             if c in wide.columns]
     lines = ["| task | n (test) | " + " | ".join(order) + " | lm-eval differs by |", "|---" * (len(order) + 3) + "|"]
     for task in df.task.drop_duplicates():
         cells = [f"{wide.loc[task, c]:.3f}" if pd.notna(wide.loc[task, c]) else "–" for c in order]
