@@ -7,7 +7,6 @@ Natural Instructions v1 is split **by subtask** with SPLIT_SEED: 12 held-out sub
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 import tarfile
@@ -15,7 +14,9 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
+from .backbones import cache_dir
 from .errors import UserError
+from .tasks import SPLIT_SEED
 
 ARCHIVE = "bigbench-1.0.0.tar.gz"
 PREFIX = "bigbench-1.0.0/bigbench/benchmark_tasks/"
@@ -28,21 +29,17 @@ BBH_STYLE = {"date_understanding": "date_understanding", "navigate": "navigate",
 NI_HELDOUT, NI_DEV = 12, 6
 
 
-def _cache() -> Path:
-    return Path(os.environ.get("IAPT_CACHE", Path.home() / ".cache" / "iapt"))
-
-
 @lru_cache(maxsize=None)
 def bigbench_dir() -> Path:
     """The task files we need, extracted once from the archive into $IAPT_CACHE/bigbench."""
-    dest = _cache() / "bigbench"
+    dest = cache_dir() / "bigbench"
     if (dest / ".complete").exists():
         return dest
-    archive = _cache() / "downloads" / ARCHIVE
+    archive = cache_dir() / "downloads" / ARCHIVE
     if not archive.exists():
         raise UserError(f"{archive} is missing; run `make setup` (it runs scripts/fetch_bigbench.py)")
     wanted = [PREFIX + "natural_instructions/"] + [PREFIX + p.split("/")[0] + "/" for p in BBH_STYLE.values()]
-    tmp = Path(tempfile.mkdtemp(dir=_cache(), prefix=".bigbench-"))
+    tmp = Path(tempfile.mkdtemp(dir=cache_dir(), prefix=".bigbench-"))
     print(f"[iapt] extracting Natural Instructions and BBH-style tasks from {archive.name} (once)")
     with tarfile.open(archive) as tar:
         for member in tar:
@@ -67,7 +64,7 @@ def ni_subtasks() -> list[str]:
     return sorted(p.name for p in (bigbench_dir() / "natural_instructions").iterdir() if p.name.startswith("subtask"))
 
 
-def ni_split_subtasks(seed: int = 1234) -> dict[str, list[str]]:
+def ni_split_subtasks(seed: int = SPLIT_SEED) -> dict[str, list[str]]:
     names = ni_subtasks()
     random.Random(seed).shuffle(names)
     return {"heldout": sorted(names[:NI_HELDOUT]), "dev": sorted(names[NI_HELDOUT:NI_HELDOUT + NI_DEV]),

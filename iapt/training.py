@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from .data import DEFAULT_MAX_LENGTH, collate, encode, fit_prompt
-from .evaluation import autocast, evaluate
+from .evaluation import autocast, evaluate, model_inputs
 from .tasks import Example, Task, target
 
 
@@ -64,11 +64,9 @@ def train(model, tokenizer, task: Task, train_examples, dev_examples, *, steps: 
             order_rng.shuffle(fresh)
             order += fresh
         idx, order = order[:batch_size], order[batch_size:]
-        batch = {k: v.to(device) for k, v in collate([feats[i] for i in idx], tokenizer.pad_token_id).items()}
+        batch = collate([feats[i] for i in idx], tokenizer.pad_token_id)
         with autocast(device, precision):
-            kwargs = {"instruction_mask": batch["instruction_mask"]} if getattr(model, "reads_instruction", False) else {}
-            loss = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                         labels=batch["labels"], **kwargs).loss
+            loss = model(**model_inputs(model, batch), labels=batch["labels"].to(device)).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, clip)
         opt.step()

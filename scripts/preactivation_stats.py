@@ -20,9 +20,10 @@ import torch  # noqa: E402
 
 from iapt import IAPTConfig, get_iapt_model  # noqa: E402
 from iapt.backbones import DEFAULT_BACKBONE, load_backbone  # noqa: E402
-from iapt.data import collate, encode, fit_prompt  # noqa: E402
+from iapt.data import collate  # noqa: E402
 from iapt.runinfo import RESULTS, run_metadata, write_results  # noqa: E402
-from iapt.tasks import get_task, load_split, target  # noqa: E402
+from iapt.tasks import get_task, load_split  # noqa: E402
+from iapt.training import training_features  # noqa: E402
 
 
 def main():
@@ -40,12 +41,7 @@ def main():
         for name, gen in model.generators.items():
             gen.act.register_forward_pre_hook(lambda m, a, layer=int(name): seen.setdefault(layer, []).append(a[0].detach().flatten()))
         for task_name in ("sst2", "boolq"):
-            task = get_task(task_name)
-            exs = load_split(task_name, "train")[: args.examples]
-            feats = []
-            for ex in exs:
-                prompt, _ = fit_prompt(tok, task, ex, " " + target(task, ex), 256)
-                feats.append(encode(tok, prompt, " " + target(task, ex)))
+            feats = training_features(tok, get_task(task_name), load_split(task_name, "train")[: args.examples], 256)
             for i in range(0, len(feats), 8):
                 batch = collate(feats[i:i + 8], tok.pad_token_id)
                 with torch.no_grad():

@@ -14,12 +14,11 @@ REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 
 
-def zeroshot_table() -> str:
-    path = REPO / "results" / "zeroshot.csv"
-    if not path.exists():
-        return "_not run yet: `make zeroshot`_"
-    df = pd.read_csv(path)
-    meta = json.loads(path.with_suffix(".meta.json").read_text())
+def markdown(header: list[str], rows: list[list]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"] + ["| " + " | ".join(map(str, r)) + " |" for r in rows]
+
+
+def zeroshot_table(df: pd.DataFrame, meta: dict) -> list[str]:
     wide = df.pivot_table(index="task", columns="method", values="metric", aggfunc="first")
     norm = df[df.method == "zero-shot"].set_index("task")["accuracy_len_norm"]
     wide.insert(1, "zero-shot, length-normalised", norm)
@@ -27,58 +26,60 @@ def zeroshot_table() -> str:
     diff = df[df.method == "zero-shot (lm-eval)"].set_index("task")["examples_differing"] if "examples_differing" in df else {}
     order = [c for c in ["zero-shot", "zero-shot, length-normalised", "zero-shot (lm-eval)", "majority-class", "chance"]
              if c in wide.columns]
-    lines = ["| task | n (test) | " + " | ".join(order) + " | lm-eval differs by |", "|---" * (len(order) + 3) + "|"]
+    rows = []
     for task in df.task.drop_duplicates():
         cells = [f"{wide.loc[task, c]:.3f}" if pd.notna(wide.loc[task, c]) else "–" for c in order]
         d = diff.get(task) if hasattr(diff, "get") else None
-        lines.append(f"| {task} | {n[task]} | " + " | ".join(cells) + f" | {'' if d is None or pd.isna(d) else int(d)} |")
-    lines.append("")
-    lines.append(f"Backbone {meta['backbone']}, profile {meta['profile']}, {meta['precision']}, commit "
-                 f"`{meta['git_commit'][:12]}`, {meta['device']}, wall time {meta['wall_time_s'] / 60:.0f} min. "
-                 "SQuAD's metric is the mean of token F1 and exact match.")
-    return "\n".join(lines)
+        rows.append([task, n[task], *cells, "" if d is None or pd.isna(d) else int(d)])
+    return markdown(["task", "n (test)", *order, "lm-eval differs by"], rows) + [
+        "", f"Backbone {meta['backbone']}, profile {meta['profile']}, {meta['precision']}, commit "
+            f"`{meta['git_commit'][:12]}`, {meta['device']}, wall time {meta['wall_time_s'] / 60:.0f} min. "
+            "SQuAD's metric is the mean of token F1 and exact match."]
 
 
-def overhead_table() -> str:
-    path = REPO / "results" / "overhead.csv"
-    if not path.exists():
-        return "_not run yet: `make overhead`_"
-    df = pd.read_csv(path)
-    meta = json.loads(path.with_suffix(".meta.json").read_text())
-    lines = ["| measure | method | trainable params | median s | min–max s | tokens/s |", "|---|---|---|---|---|---|"]
+def overhead_table(df: pd.DataFrame, meta: dict) -> list[str]:
+    rows = []
     for r in df.itertuples():
         params = "" if pd.isna(r.trainable_params) else f"{int(r.trainable_params):,}" + (f" (r = {int(r.lora_rank)})" if not pd.isna(r.lora_rank) else "")
         tps = "" if pd.isna(r.tokens_per_s) else f"{r.tokens_per_s:.2f}"
-        lines.append(f"| {r.measure} | {r.method} | {params} | {r.median_s:.2f} | {r.min_s:.2f}–{r.max_s:.2f} | {tps} |")
+        rows.append([r.measure, r.method, params, f"{r.median_s:.2f}", f"{r.min_s:.2f}–{r.max_s:.2f}", tps])
     ratios = meta["ratios"]
-    lines += ["", f"IAPT step / LoRA step = **{ratios['iapt_step_over_lora_step']:.2f}** (target ≤ 1.3); IAPT decoding "
-              f"tokens/s / bare backbone = **{ratios['iapt_decode_tokens_per_s_over_bare']:.2f}** (target ≥ 0.95). "
-              f"{meta['backbone']}, {meta['precision']}, {meta['device']}, commit `{meta['git_commit'][:12]}`, "
-              f"{int(df.repeats.iloc[0])} interleaved repeats after a warm-up."]
-    return "\n".join(lines)
+    return markdown(["measure", "method", "trainable params", "median s", "min–max s", "tokens/s"], rows) + [
+        "", f"IAPT step / LoRA step = **{ratios['iapt_step_over_lora_step']:.2f}** (target ≤ 1.3); IAPT decoding "
+            f"tokens/s / bare backbone = **{ratios['iapt_decode_tokens_per_s_over_bare']:.2f}** (target ≥ 0.95). "
+            f"{meta['backbone']}, {meta['precision']}, {meta['device']}, commit `{meta['git_commit'][:12]}`, "
+            f"{int(df.repeats.iloc[0])} interleaved repeats after a warm-up."]
 
 
-def probe_table() -> str:
-    path = REPO / "results" / "iapt_defaults_probe.csv"
-    if not path.exists():
-        return "_not run yet: `make probe`_"
-    df = pd.read_csv(path)
-    lines = ["| variant | placement | read | slot | W_up init std | dev acc, untrained | best dev acc (step) | train loss first → last 10 |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in df.itertuples():
-        lines.append(f"| {r.variant} | {r.placement} | {r.read} | {r.slot_init} | {r.up_init_std} | {r.dev_acc_step0:.3f} | "
-                     f"{r.best_dev_acc:.3f} ({r.best_step}) | {r.first_train_loss:.2f} → {r.last_train_loss:.2f} |")
+def probe_table(df: pd.DataFrame, meta: dict) -> list[str]:
+    rows = [[r.variant, r.placement, r.read, r.slot_init, r.up_init_std, f"{r.dev_acc_step0:.3f}",
+             f"{r.best_dev_acc:.3f} ({r.best_step})", f"{r.first_train_loss:.2f} → {r.last_train_loss:.2f}"]
+            for r in df.itertuples()]
     r = df.iloc[0]
-    lines += ["", f"sst2 dev split (n = {r.n_dev}), {r.steps} steps, batch {r.batch}, lr {r.lr}, m = {r.bottleneck}, "
-              f"seed {r.seed}, {r.trainable_params:,} trainable parameters, one seed only."]
-    return "\n".join(lines)
+    return markdown(["variant", "placement", "read", "slot", "W_up init std", "dev acc, untrained",
+                     "best dev acc (step)", "train loss first → last 10"], rows) + [
+        "", f"sst2 dev split (n = {r.n_dev}), {r.steps} steps, batch {r.batch}, lr {r.lr}, m = {r.bottleneck}, "
+            f"seed {r.seed}, {r.trainable_params:,} trainable parameters, one seed only."]
+
+
+# README block -> (results CSV, the make target that writes it, renderer)
+BLOCKS = {"zeroshot": ("zeroshot.csv", "zeroshot", zeroshot_table),
+          "overhead": ("overhead.csv", "overhead", overhead_table),
+          "probe": ("iapt_defaults_probe.csv", "probe", probe_table)}
+
+
+def render(csv: str, target: str, table) -> str:
+    path = REPO / "results" / csv
+    if not path.exists():
+        return f"_not run yet: `make {target}`_"
+    return "\n".join(table(pd.read_csv(path), json.loads(path.with_suffix(".meta.json").read_text())))
 
 
 def main():
     text = README.read_text()
-    for name, render in {"zeroshot": zeroshot_table, "overhead": overhead_table, "probe": probe_table}.items():
+    for name, (csv, target, table) in BLOCKS.items():
         text = re.sub(rf"<!-- {name}:start -->.*?<!-- {name}:end -->",
-                      lambda _: f"<!-- {name}:start -->\n{render()}\n<!-- {name}:end -->", text, flags=re.S)
+                      lambda _: f"<!-- {name}:start -->\n{render(csv, target, table)}\n<!-- {name}:end -->", text, flags=re.S)
     README.write_text(text)
     print(f"rewrote the tables in {README}")
 
