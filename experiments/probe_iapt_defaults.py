@@ -22,11 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pandas as pd  # noqa: E402
 
 from iapt import IAPTConfig, get_iapt_model  # noqa: E402
-from iapt.backbones import DEFAULT_BACKBONE, load_backbone  # noqa: E402
+from iapt.backbones import DEFAULT_BACKBONE, TINY, load_backbone  # noqa: E402
 from iapt.errors import cli, unknown  # noqa: E402
 from iapt.runinfo import COMMIT_AT_START, RESULTS, run_metadata, write_results  # noqa: E402
 from iapt.tasks import get_task, load_split  # noqa: E402
-from iapt.training import train  # noqa: E402
+from iapt.engine import TrainConfig, train  # noqa: E402
 
 VARIANTS = {
     "paper-literal/prefix": dict(placement="prefix", read="raw", slot_init="zero", up_init_std=0.02),
@@ -58,23 +58,19 @@ def main(argv=None):
     task = get_task("sst2")
     train_ex = load_split("sst2", "train")[: prof["train"]]
     dev_ex = load_split("sst2", "dev")[: prof["dev"]]
-    if args.profile == "smoke":
-        sys.path.insert(0, str(Path(__file__).parent))
-        from zeroshot import tiny_backbone
-        loader, backbone = tiny_backbone, "tiny-random-llama"
-    else:
-        loader, backbone = (lambda: load_backbone(DEFAULT_BACKBONE)), DEFAULT_BACKBONE
+    backbone = TINY if args.profile == "smoke" else DEFAULT_BACKBONE
     rows = done.to_dict("records")
     for name in prof["variants"]:
         if any(r["variant"] == name for r in rows):
             print(f"{name}: already in {out}, skipped")
             continue
-        base, tok = loader()
+        base, tok = load_backbone(backbone)
         cfg = IAPTConfig(bottleneck_dim=args.bottleneck, **VARIANTS[name])
         model = get_iapt_model(base, cfg)
         t0 = time.time()
-        hist = train(model, tok, task, train_ex, dev_ex, steps=prof["steps"], batch_size=prof["batch"], lr=args.lr,
-                     seed=args.seed, eval_every=prof["eval_every"])
+        hist = train(model, tok, task, train_ex, dev_ex,
+                     TrainConfig(steps=prof["steps"], batch_size=prof["batch"], lr=args.lr, seed=args.seed,
+                                 eval_every=prof["eval_every"], patience=None, theta="joint", theta_lr=args.lr))
         rows.append({"variant": name, **VARIANTS[name], "backbone": backbone, "task": "sst2", "split": "dev",
                      "n_dev": len(dev_ex), "dev_acc_step0": hist["dev_metric"][0], "best_dev_acc": hist["best_dev_metric"],
                      "best_step": hist["best_step"], "dev_curve": " ".join(f"{s}:{m:.3f}" for s, m in zip(hist["dev_step"], hist["dev_metric"])),

