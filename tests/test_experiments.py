@@ -33,3 +33,11 @@ def test_defaults_probe_smoke_trains_and_writes(tmp_path):
     # resumable: a second call skips finished variants and keeps the file
     probe_iapt_defaults.main(["--profile", "smoke", "--out-dir", str(tmp_path)])
     assert len(pd.read_csv(tmp_path / "iapt_defaults_probe.csv")) == 2
+
+
+def test_engine_acceptance_smoke(tmp_path):
+    import engine_acceptance
+    engine_acceptance.main(["--profile", "smoke", "--out-dir", str(tmp_path)])
+    df = pd.read_csv(tmp_path / "engine_acceptance.csv")
+    assert list(df.method) == ["iapt", "lora"] and (df.trainable_params > 0).all()
+    assert json.loads((tmp_path / "engine_acceptance.meta.json").read_text())["profile"] == "smoke"

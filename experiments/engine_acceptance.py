@@ -1,0 +1,85 @@
+"""The engine's acceptance check: does tuning lift sst2 test accuracy clearly above the floor?
+
+    python experiments/engine_acceptance.py --profile cpu     # -> results/engine_acceptance.csv
+
+Runs `iapt.train`'s cell (learning-rate search on dev, best trial tested once) for IAPT and LoRA at IAPT's
+default budget on the embedded SmolLM2, and compares each test accuracy with max(zero-shot, majority class)
+from the same test split (results/zeroshot.csv, recomputed here if missing). The bar is +0.15. Each cell is
+resumable (rerun the command); finished cells are reused. Profiles: smoke (tiny random model, temporary
+folder), cpu (the recorded settings below; ~1 h per method here).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import pandas as pd  # noqa: E402
+
+from iapt.backbones import DEFAULT_BACKBONE, TINY  # noqa: E402
+from iapt.engine import TrainConfig  # noqa: E402
+from iapt.errors import cli, unknown  # noqa: E402
+from iapt.runinfo import RESULTS, run_metadata, write_results  # noqa: E402
+from iapt.train import DEFAULT_LRS, run_cell  # noqa: E402
+
+BAR = 0.15
+PROFILES = {
+    "smoke": dict(backbone=TINY, methods=["iapt", "lora"], lrs=(1e-2,), n=dict(n_train=16, n_dev=8, n_test=8),
+                  train=dict(steps=4, batch_size=4, eval_every=2, patience=None)),
+    "cpu": dict(backbone=DEFAULT_BACKBONE, methods=["iapt", "lora"], lrs=DEFAULT_LRS, n={},
+                train=dict(steps=200, batch_size=8, eval_every=25, patience=4)),
+}
+
+
+def floor_of(task: str, backbone: str) -> dict:
+    zs = pd.read_csv(RESULTS / "zeroshot.csv")
+    rows = zs[(zs.task == task) & (zs.backbone == backbone) & (zs.split == "test")].set_index("method")["metric"]
+    return {"zero_shot": float(rows["zero-shot"]), "majority": float(rows["majority-class"])}
+
+
+@cli
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)}")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out-dir", type=Path, help="where the CSV goes (default: results/, or a temporary folder for smoke)")
+    args = ap.parse_args(argv)
+    if args.profile not in PROFILES:
+        raise unknown("profile", args.profile, PROFILES)
+    prof = PROFILES[args.profile]
+    smoke = args.profile == "smoke"
+    out_dir = args.out_dir or (Path(tempfile.mkdtemp(prefix="iapt-smoke-")) if smoke else RESULTS)
+    floors = {"zero_shot": float("nan"), "majority": float("nan")} if smoke else floor_of("sst2", prof["backbone"])
+    cfg = TrainConfig(seed=args.seed, **prof["train"])
+    rows, t0 = [], time.time()
+    for method in prof["methods"]:
+        cells = out_dir / "cells" if smoke else None
+        r = run_cell(method, "sst2", prof["backbone"], train_cfg=cfg, lrs=prof["lrs"], budget="iapt", **prof["n"],
+                     out_dir=cells / method if cells else None)
+        floor = max(floors.values())
+        rows.append({"method": method, "task": "sst2", "backbone": prof["backbone"], "seed": args.seed,
+                     "trainable_params": r["trainable_params"], "size": f"{r['size_name']}={r['size']}",
+                     "chosen_lr": r["chosen_lr"], "dev_acc": r["dev_metric"], "test_acc": r["test_metric"],
+                     "n_test": r["test"]["n"], "zero_shot_acc": floors["zero_shot"], "majority_acc": floors["majority"],
+                     "lift_over_floor": r["test_metric"] - floor, "bar": BAR, "passes": r["test_metric"] - floor >= BAR,
+                     "best_step": r["trials"][f"{r['chosen_lr']:g}"]["best_step"],
+                     "dev_by_lr": " ".join(f"{lr}:{t['best_dev_metric']:.3f}" for lr, t in r["trials"].items()),
+                     "train_wall_s": round(r["wall_s"]["train"], 1), "cell_wall_s": round(r["wall_s"]["cell"], 1),
+                     "code_version": r["meta"]["git_commit"], "cell": r["cell"]})
+        print(f"{method}: test {r['test_metric']:.3f} (floor {floor:.3f}, lift {r['test_metric'] - floor:+.3f})")
+        out = out_dir / "engine_acceptance.csv"   # rewritten after each method: finished rows are never lost
+        write_results(pd.DataFrame(rows), out, run_metadata(profile=args.profile, backbone=prof["backbone"],
+                                                            seeds=[args.seed], train=cfg.to_dict(), lrs=list(prof["lrs"]),
+                                                            wall_s=round(time.time() - t0, 1),
+                                                            script="experiments/engine_acceptance.py"))
+    print(pd.DataFrame(rows)[["method", "trainable_params", "chosen_lr", "dev_acc", "test_acc", "lift_over_floor",
+                              "passes"]].to_string(index=False))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
