@@ -33,6 +33,7 @@ VARIANTS = {
     "paper-literal/between": dict(placement="between", read="raw", slot_init="zero", up_init_std=0.02),
     "ours/prefix": dict(placement="prefix", read="norm", slot_init="mean", up_init_std=0.0),
     "ours/between": dict(placement="between", read="norm", slot_init="mean", up_init_std=0.0),
+    "ours/before_last": dict(placement="before_last", read="norm", slot_init="mean", up_init_std=0.0),
 }
 PROFILES = {
     "smoke": dict(steps=3, batch=4, train=16, dev=8, eval_every=3, variants=["ours/between", "paper-literal/prefix"]),

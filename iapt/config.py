@@ -7,7 +7,7 @@ from pathlib import Path
 
 ACTIVATIONS = ("rational", "relu", "gelu", "tanh", "silu", "identity")
 POOLERS = ("attention", "mean", "max", "last")
-PLACEMENTS = ("prefix", "between")
+PLACEMENTS = ("prefix", "between", "before_last")
 READS = ("raw", "norm")
 SLOT_INITS = ("zero", "mean")
 SHARING = ("none", "down", "all")
@@ -24,7 +24,8 @@ class IAPTConfig:
     rational_init: str = field(default="gelu", metadata={"help": "activation the rational is initialised to"})
     pooler: str = field(default="attention", metadata={"help": f"one of {POOLERS} (paper: self-attention)"})
     placement: str = field(default="between", metadata={
-        "help": "'prefix': slots before the instruction; 'between': between instruction and response [ours, by measurement]"})
+        "help": "'prefix': slots before the instruction; 'between': between instruction and response; "
+                "'before_last': just before the instruction's last token, which then sees every layer's prompt [ours]"})
     read: str = field(default="norm", metadata={
         "help": "'raw': the generator reads raw hidden states; 'norm': the layer's own input norm of them [ours]"})
     slot_init: str = field(default="mean", metadata={

@@ -50,11 +50,14 @@ def widen(input_ids, attention_mask, instruction_mask, k: int, placement: str, p
     dev = input_ids.device
     ar = torch.arange(T, device=dev)[None]                            # 1, T
     instr = instruction_mask.bool() & attention_mask.bool()
-    if placement == "prefix":      # slots just before the first instruction token (after any left padding)
-        anchor = torch.where(instr.any(1), instr.float().argmax(1), attention_mask.float().argmax(1))
-        insert = anchor
-    else:                          # slots just after the last instruction token
-        insert = torch.where(instr.any(1), (instr.long() * (ar + 1)).amax(1), attention_mask.float().argmax(1))
+    fallback = attention_mask.float().argmax(1)                       # rows without instruction: first token
+    last = (instr.long() * (ar + 1)).amax(1) - 1                      # index of the last instruction token
+    if placement == "prefix":        # slots just before the first instruction token (after any left padding)
+        insert = torch.where(instr.any(1), instr.float().argmax(1), fallback)
+    elif placement == "between":     # slots just after the last instruction token
+        insert = torch.where(instr.any(1), last + 1, fallback)
+    else:                            # before_last: slots just before the last instruction token
+        insert = torch.where(instr.any(1), last, fallback)
     dest = ar + k * (ar >= insert[:, None]).long()                    # B, T
     ids = torch.full((B, T + k), placeholder_id, dtype=input_ids.dtype, device=dev).scatter(1, dest, input_ids)
     mask = torch.ones((B, T + k), dtype=attention_mask.dtype, device=dev).scatter(1, dest, attention_mask)

@@ -27,6 +27,17 @@ def git_commit() -> str:
         return "unknown"
 
 
+def code_version() -> str:
+    """A hash of the package's source (iapt/*.py and its data files): what a result depends on. Unlike the git
+    commit it does not change when only docs, tests or experiment drivers change."""
+    import hashlib
+    digest = hashlib.sha256()
+    for path in sorted((REPO / "iapt").glob("*")):
+        if path.suffix in (".py", ".json"):
+            digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
 def package_versions() -> dict:
     out = {}
     for p in PACKAGES:
@@ -55,10 +66,11 @@ def device_description(device: torch.device | str = "cpu") -> str:
 # Taken when a script starts: edits made to the checkout while a long run goes on must not be
 # attributed to it (nor mark it "-dirty").
 COMMIT_AT_START = git_commit()
+CODE_AT_START = code_version()
 
 
 def run_metadata(**extra) -> dict:
-    return {"git_commit": COMMIT_AT_START, "packages": package_versions(), "python": platform.python_version(),
+    return {"git_commit": COMMIT_AT_START, "code_version": CODE_AT_START, "packages": package_versions(), "python": platform.python_version(),
             "device": device_description(extra.pop("device", "cpu")), "torch_threads": torch.get_num_threads(),
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **extra}
 

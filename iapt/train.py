@@ -16,6 +16,7 @@ import copy
 import hashlib
 import json
 import resource
+import shutil
 import sys
 import time
 from dataclasses import fields
@@ -28,7 +29,7 @@ from .engine import THETA_MODES, TrainConfig, train
 from .errors import UserError, cli, unknown
 from .evaluation import evaluate
 from .methods import METHODS, build_method, count_trainable, describe, load_method, save_method
-from .runinfo import atomic_write_text, run_metadata
+from .runinfo import CODE_AT_START, atomic_write_text, run_metadata
 from .tasks import EMBEDDED_TASKS, TASKS, get_task, load_split
 
 DEFAULT_LRS = (1e-4, 1e-3, 1e-2)
@@ -53,8 +54,11 @@ def peak_memory_mb(device) -> float:
 def run_cell(method: str, task_name: str, backbone_name: str = DEFAULT_BACKBONE, *, train_cfg: TrainConfig,
              lrs=DEFAULT_LRS, budget: int | str | None = "iapt", size: int | None = None, options: dict | None = None,
              n_train: int | None = None, n_dev: int | None = None, n_test: int | None = None,
-             out_dir: Path | None = None, accelerator=None, progress: bool = True) -> dict:
-    """Learning-rate search on dev, then one test evaluation of the best trial; returns the result dict."""
+             out_dir: Path | None = None, accelerator=None, progress: bool = True, fresh: bool = False) -> dict:
+    """Learning-rate search on dev, then one test evaluation of the best trial; returns the result dict.
+
+    The cell folder is keyed by every setting and the package's code version: a finished cell is reused only
+    when both match; `fresh` recomputes it."""
     if method not in METHODS:
         raise unknown("method", method, METHODS)
     task = get_task(task_name)
@@ -69,9 +73,12 @@ def run_cell(method: str, task_name: str, backbone_name: str = DEFAULT_BACKBONE,
               "test": load_split(task_name, "test")[:n_test]}
     spec = {"method": method, "task": task_name, "backbone": backbone_name, "budget": budget, "size": size,
             "options": options, "lrs": list(lrs), "train": {**train_cfg.to_dict(), "lr": None},
-            "n": {k: len(v) for k, v in splits.items()}}
+            "n": {k: len(v) for k, v in splits.items()}, "code": CODE_AT_START}
     out_dir = Path(out_dir) if out_dir else cache_dir() / "runs" / cell_id(spec)
     result_path = out_dir / "result.json"
+    if fresh and accelerator.is_main_process and out_dir.exists():
+        shutil.rmtree(out_dir)
+    accelerator.wait_for_everyone()
     if result_path.exists():
         if accelerator.is_main_process:
             print(f"already done: {result_path}")
@@ -106,7 +113,7 @@ def run_cell(method: str, task_name: str, backbone_name: str = DEFAULT_BACKBONE,
     test_wall = time.time() - t0
     save_method(model, out_dir / "adapter", task=task_name, backbone=backbone_name, lr=chosen)
     result = {
-        "cell": cell_id(spec), "spec": spec, **describe(model), "chosen_lr": chosen,
+        "cell": cell_id(spec), "spec": spec, "code_version": spec["code"], **describe(model), "chosen_lr": chosen,
         "dev_metric": trials[chosen]["best_dev_metric"],
         "test_metric": test["metric"], "test": {k: v for k, v in test.items() if k not in ("predictions", "correct")},
         "test_correct": test["correct"], "trials": {f"{lr:g}": trials[lr] for lr in lrs},
@@ -169,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--dev-examples", type=int, help="use only the first N dev examples")
     ap.add_argument("--test-examples", type=int, help="use only the first N test examples")
     ap.add_argument("--out-dir", type=Path, help="cell folder (default: under $IAPT_CACHE/runs)")
+    ap.add_argument("--fresh", action="store_true", help="recompute the cell even if it finished before")
     return ap
 
 
@@ -187,7 +195,7 @@ def main(argv=None) -> None:
     result = run_cell(args.method, args.task, args.backbone, train_cfg=TrainConfig(**cfg_kwargs), lrs=lrs,
                       budget=parse_budget(args.budget), size=args.size, options=parse_options(args.option),
                       n_train=args.train_examples, n_dev=args.dev_examples, n_test=args.test_examples,
-                      out_dir=args.out_dir)
+                      out_dir=args.out_dir, fresh=args.fresh)
     if result:
         out = Path(result["adapter"]).parent
         print(f"{args.method} on {args.task}: {result['trainable_params']:,d} tunable parameters, lr {result['chosen_lr']:g}, "

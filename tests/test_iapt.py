@@ -34,7 +34,7 @@ def step_by_step(model, ids, mask, steps):
     return cur
 
 
-@pytest.mark.parametrize("placement", ["prefix", "between"])
+@pytest.mark.parametrize("placement", ["prefix", "between", "before_last"])
 @pytest.mark.parametrize("arch", ARCHS)
 def test_cached_generation_equals_uncached_and_full_recompute(arch, placement):
     model = iapt(arch, placement)
@@ -47,7 +47,7 @@ def test_cached_generation_equals_uncached_and_full_recompute(arch, placement):
     assert not torch.equal(cached, bare), "IAPT must change what the model generates"
 
 
-@pytest.mark.parametrize("placement", ["prefix", "between"])
+@pytest.mark.parametrize("placement", ["prefix", "between", "before_last"])
 @pytest.mark.parametrize("arch", ARCHS)
 def test_row_alone_equals_row_in_padded_batch(arch, placement):
     model = iapt(arch, placement)
@@ -63,7 +63,7 @@ def test_row_alone_equals_row_in_padded_batch(arch, placement):
     assert (batch[0, :6] - model.base_model(input_ids=ids[:1, :6]).logits[0]).abs().max() > 1e-3
 
 
-@pytest.mark.parametrize("placement", ["prefix", "between"])
+@pytest.mark.parametrize("placement", ["prefix", "between", "before_last"])
 def test_response_tokens_change_neither_prompts_nor_instruction_logits(placement):
     model = iapt("llama", placement)
     instr = torch.tensor([[1, 1, 1, 1, 0, 0]]).bool()
@@ -80,8 +80,21 @@ def test_response_tokens_change_neither_prompts_nor_instruction_logits(placement
     assert (la[0, 4:] - lb[0, 4:]).abs().max() > 1e-3
 
 
-def test_logit_at_last_instruction_position_predicts_first_response_token():
-    model = iapt("llama", "between")
+@pytest.mark.parametrize("placement", ["prefix", "between", "before_last"])
+def test_which_generators_reach_a_one_token_response(placement):
+    """Every layer overwrites the slots, and the instruction cannot see slots placed after it: with `between`
+    only the last layer's generator reaches a one-token response; prefix and before_last reach every layer."""
+    model = iapt("llama", placement)
+    ids, instr = torch.tensor([[5, 6, 7, 8, 10]]), torch.tensor([[1, 1, 1, 1, 0]]).bool()
+    labels = torch.tensor([[-100, -100, -100, -100, 10]])
+    model(input_ids=ids, instruction_mask=instr, labels=labels).loss.backward()
+    reached = [i for i, g in model.generators.items() if g.up.weight.grad.abs().sum() > 0]
+    assert reached == (["2"] if placement == "between" else ["0", "1", "2"])
+
+
+@pytest.mark.parametrize("placement", ["prefix", "between", "before_last"])
+def test_logit_at_last_instruction_position_predicts_first_response_token(placement):
+    model = iapt("llama", placement)
     ids, instr = torch.tensor([[5, 6, 7, 8, 10]]), torch.tensor([[1, 1, 1, 1, 0]]).bool()
     labels = torch.tensor([[-100, -100, -100, -100, 10]])
     out = model(input_ids=ids, instruction_mask=instr, labels=labels)

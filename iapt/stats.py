@@ -1,0 +1,39 @@
+"""Paired bootstrap over test examples (and seeds) and the verdict rule of PAPER.md §3.
+
+A method's score on a task is its per-example correctness averaged over seeds; the difference between two
+methods is resampled by drawing the same test examples for both. Over several tasks the difference is the
+mean of the per-task differences, each task resampled on its own.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+REPRODUCED, CONTRADICTED, NOT_DISTINGUISHABLE = "reproduced", "contradicted", "not distinguishable at this scale"
+
+
+def paired_bootstrap(a: dict[str, np.ndarray], b: dict[str, np.ndarray], n_boot: int = 2000,
+                     seed: int = 0) -> tuple[float, float, float]:
+    """Mean over tasks of (a − b) and its 95 % interval. a[task], b[task]: (seeds, examples) scores."""
+    rng = np.random.default_rng(seed)
+    tasks = sorted(set(a) & set(b))
+    if not tasks:
+        raise ValueError("no task scored for both methods")
+    point, boots = 0.0, np.zeros(n_boot)
+    for task in tasks:
+        diff = np.asarray(a[task], float).mean(0) - np.asarray(b[task], float).mean(0)   # per example
+        point += diff.mean()
+        idx = rng.integers(0, len(diff), size=(n_boot, len(diff)))
+        boots += diff[idx].mean(1)
+    point, boots = point / len(tasks), boots / len(tasks)
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    return float(point), float(lo), float(hi)
+
+
+def verdict(lo: float, hi: float, margin: float = 0.0) -> str:
+    """The claim is "a − b > −margin": reproduced when the whole interval is above −margin, contradicted when
+    it is below, otherwise not distinguishable (margin 0: "a beats b"; margin > 0: "a is competitive with b")."""
+    if lo > -margin:
+        return REPRODUCED
+    if hi < -margin:
+        return CONTRADICTED
+    return NOT_DISTINGUISHABLE
