@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 PROFILE ?= cpu
 
-.PHONY: help setup test zeroshot overhead probe table2 clean-venv
+.PHONY: help setup test zeroshot overhead probe acceptance table1 table2 clean-venv
 help:  ## list targets
 	@grep -E '^[a-z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
@@ -43,6 +43,12 @@ zeroshot: setup  ## floors: zero-shot, majority-class and chance on the embedded
 
 overhead: setup  ## IAPT vs LoRA vs frozen backbone step time and decoding speed -> results/overhead.csv
 	$(PY) experiments/overhead.py
+
+acceptance: setup  ## the engine's check: IAPT and LoRA vs the sst2 floor -> results/engine_acceptance.csv
+	$(PY) experiments/engine_acceptance.py --profile $(PROFILE)
+
+table1: setup  ## Table 1 (GLUE/SuperGLUE/SQuAD comparison; PROFILE=quick for a first look) -> results/table1*.csv
+	$(PY) experiments/table1_glue.py --profile $(PROFILE)
 
 table2: setup  ## Table 2 (instruction tuning) -- not built yet, see README
 	@echo "Table 2 (instruction tuning, issue 6) is not implemented yet; see README 'Status'." >&2; exit 2

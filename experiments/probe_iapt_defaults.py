@@ -6,7 +6,9 @@ Each variant trains IAPT on the sst2 train split of the embedded SmolLM2 with th
 rate and seed, and reports the dev accuracy at step 0 (what an untrained IAPT does to the frozen model) and
 the best dev accuracy. Variants: the paper's literal reading (raw hidden states in, generator output written
 into the slots, small random W_up) vs our choices (layer-norm read, slot = instruction mean + output,
-W_up = 0), each with the slots as prefix or between instruction and response. Resumable: finished variants
+W_up = 0), each with the slots as prefix or between instruction and response; and ours with the slots just
+before the instruction's last token (before_last), added after the engine's tests showed that `between`
+slots let only the last layer's generator reach a one-token response. Resumable: finished variants
 are kept in the CSV and skipped (unless --fresh).
 """
 from __future__ import annotations

@@ -41,3 +41,41 @@ def test_engine_acceptance_smoke(tmp_path):
     df = pd.read_csv(tmp_path / "engine_acceptance.csv")
     assert list(df.method) == ["iapt", "lora"] and (df.trainable_params > 0).all()
     assert json.loads((tmp_path / "engine_acceptance.meta.json").read_text())["profile"] == "smoke"
+
+
+def execute_notebook(name: str, results_dir: Path, tmp_path: Path) -> None:
+    import os
+
+    import nbformat
+    from nbclient import NotebookClient
+    nb = nbformat.read(Path(__file__).resolve().parents[1] / "notebooks" / name, as_version=4)
+    os.environ["IAPT_RESULTS"], os.environ["IAPT_FIGURES"] = str(results_dir), str(tmp_path / "figures")
+    try:
+        NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    finally:
+        del os.environ["IAPT_RESULTS"], os.environ["IAPT_FIGURES"]
+
+
+def test_table1_smoke_and_notebook(tmp_path):
+    import table1_glue
+    out = tmp_path / "out"
+    table1_glue.main(["--profile", "smoke", "--out-dir", str(out)])
+    rows = pd.read_csv(out / "table1.csv")
+    assert len(rows) == 3 * 2 * 2 and set(rows.lr_source) == {"searched", "seed 0"}
+    summary = pd.read_csv(out / "table1_summary.csv")
+    assert list(summary.row) == ["iapt", "lora", "prefix_tuning"] and (summary.sst2_seeds == 2).all()
+    verdicts = pd.read_csv(out / "table1_verdicts.csv")
+    assert set(verdicts.iapt_vs) == {"prefix_tuning", "lora"} and (verdicts.ci_low <= verdicts.ci_high).all()
+    assert json.loads((out / "table1.meta.json").read_text())["profile"] == "smoke"
+    assert not list(out.glob(".table1_stage*"))
+    table1_glue.main(["--profile", "smoke", "--out-dir", str(out)])        # finished cells are reused
+    assert pd.read_csv(out / "table1.csv")["test_metric"].tolist() == rows["test_metric"].tolist()
+    execute_notebook("table1.ipynb", out, tmp_path)
+    assert {"table1_bars.png", "table1_params.png", "table1_curves.png"} <= {p.name for p in (tmp_path / "figures").iterdir()}
+
+
+def test_table1_paper_dry_run_counts_parameters(capsys):
+    import table1_glue
+    table1_glue.main(["--profile", "paper", "--dry-run"])
+    out = capsys.readouterr().out
+    assert "83,927,424" in out       # IAPT at m = 320 on LLaMA-2 7B, as published
