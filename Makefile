@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 PROFILE ?= cpu
 
-.PHONY: help setup test zeroshot overhead probe acceptance table1 table2 clean-venv
+.PHONY: help setup test zeroshot overhead probe acceptance table1 table2 table5 clean-venv
 help:  ## list targets
 	@grep -E '^[a-z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
@@ -49,6 +49,9 @@ acceptance: setup  ## the engine's check: IAPT and LoRA vs the sst2 floor -> res
 
 table1: setup  ## Table 1 (GLUE/SuperGLUE/SQuAD comparison; PROFILE=quick for a first look) -> results/table1*.csv
 	$(PY) experiments/table1_glue.py --profile $(PROFILE)
+
+table5: setup  ## Table 5 (multi-tenant serving: IAPT vs unmerged LoRA, side by side) -> results/table5.csv
+	$(PY) experiments/table5_multitenant.py --profile $(PROFILE)
 
 table2: setup  ## Table 2 (instruction tuning) -- not built yet, see README
 	@echo "Table 2 (instruction tuning, issue 6) is not implemented yet; see README 'Status'." >&2; exit 2

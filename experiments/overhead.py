@@ -21,22 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from iapt import IAPTConfig, get_iapt_model  # noqa: E402
 from iapt.backbones import DEFAULT_BACKBONE, load_backbone  # noqa: E402
 from iapt.errors import cli  # noqa: E402
 from iapt.evaluation import autocast, cpu_has_bf16  # noqa: E402
+from iapt.methods import build_method  # noqa: E402
 from iapt.runinfo import RESULTS, run_metadata, write_results  # noqa: E402
-
-LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-
-
-def lora_rank_for(base, budget: int) -> int:
-    per_rank = 0
-    for name, module in base.named_modules():
-        if name.split(".")[-1] in LORA_TARGETS:
-            per_rank += module.in_features + module.out_features
-    return max(1, round(budget / per_rank))
-
 
 def timed(fn, sync=lambda: None) -> float:
     sync()
@@ -56,17 +45,14 @@ def main(argv=None):
     ap.add_argument("--new-tokens", type=int, default=32)
     ap.add_argument("--out-dir", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
-    from peft import LoraConfig, get_peft_model
-
     start = time.time()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     precision = "bf16" if device == "cuda" or cpu_has_bf16() else "fp32"
     torch.manual_seed(0)
-    iapt_model = get_iapt_model(load_backbone(args.backbone)[0].to(device), IAPTConfig(bottleneck_dim=16))
+    iapt_model = build_method("iapt", load_backbone(args.backbone)[0].to(device), size=16)
     budget = iapt_model.get_nb_trainable_parameters()[0]
-    rank = lora_rank_for(iapt_model.base_model, budget)
-    lora_model = get_peft_model(load_backbone(args.backbone)[0].to(device),
-                                LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=LORA_TARGETS))
+    lora_model = build_method("lora", load_backbone(args.backbone)[0].to(device), budget=budget)
+    rank = lora_model.method_size
     bare = load_backbone(args.backbone)[0].to(device)
     for p in bare.parameters():
         p.requires_grad_(False)

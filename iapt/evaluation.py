@@ -2,8 +2,8 @@
 
 - classification / choice: rank the candidates by the summed log-likelihood of their tokens given the
   prompt (accuracy); the per-token mean ("length-normalised") accuracy is reported beside it.
-- extractive QA: greedy generation until a newline, scored by SQuAD token F1 and exact match; the paper's
-  metric is their mean.
+- extractive QA: greedy (or beam, `num_beams`) generation until a newline, scored by SQuAD token F1 and
+  exact match; the paper's metric is their mean.
 Models that read the instruction boundary (IAPT and the other instance-aware methods) get
 `instruction_mask`; plain Hugging Face / peft models do not.
 """
@@ -125,7 +125,8 @@ def token_f1(prediction: str, reference: str) -> float:
 
 @torch.no_grad()
 def generate_answers(model, tokenizer, task: Task, examples: list[Example], batch_size: int = 8,
-                     max_length: int = DEFAULT_MAX_LENGTH, max_new_tokens: int = 24, precision: str = "fp32") -> dict:
+                     max_length: int = DEFAULT_MAX_LENGTH, max_new_tokens: int = 24, precision: str = "fp32",
+                     num_beams: int = 1) -> dict:
     device = next(model.parameters()).device
     prompts, truncated = [], 0
     for ex in examples:
@@ -140,7 +141,7 @@ def generate_answers(model, tokenizer, task: Task, examples: list[Example], batc
         batch = collate(feats, tokenizer.pad_token_id, side="left")
         with autocast(device, precision):
             out = model.generate(**model_inputs(model, batch), max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=tokenizer.pad_token_id)
+                                 num_beams=num_beams, pad_token_id=tokenizer.pad_token_id)
         for row, i in enumerate(idx):
             text = tokenizer.decode(out[row, batch["input_ids"].shape[1]:], skip_special_tokens=True)
             answers[i] = text.strip().split("\n")[0].strip()

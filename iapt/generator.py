@@ -20,7 +20,8 @@ def make_activation(name: str, config) -> nn.Module:
 
 
 def pool(z: torch.Tensor, mask: torch.Tensor, kind: str, query: torch.Tensor) -> torch.Tensor:
-    """Pool z (B, T, m) over the positions where mask (B, T) is True into (B, k, m)."""
+    """Pool z (B, T, m) over the positions where mask (B, T) is True into (B, k, m). `query` is (m, k), or
+    (B, m, k) when every row has its own (multi-tenant serving)."""
     neg = torch.finfo(z.dtype).min
     if kind == "attention":
         scores = z @ query.to(z.dtype)                                 # B, T, k
@@ -39,7 +40,8 @@ def pool(z: torch.Tensor, mask: torch.Tensor, kind: str, query: torch.Tensor) ->
     else:
         raise ValueError(kind)
     # One pooled vector for all k soft tokens; a per-token offset keeps the k slots distinct.
-    return pooled[:, None, :] + query.to(z.dtype).T[None]
+    offset = query.to(z.dtype).transpose(-1, -2)                      # k, m (or B, k, m: one query per row)
+    return pooled[:, None, :] + (offset if offset.dim() == 3 else offset[None])
 
 
 class PromptGenerator(nn.Module):

@@ -51,6 +51,8 @@ class PeftMethod(nn.Module):
         # peft 0.21's generate for prompt/prefix tuning does not reproduce its own forward pass on
         # transformers 5 (tests/test_methods.py shows it), and its forward ignores position ids, so padded
         # rows would shift. Greedy decoding by full forward passes, one unpadded row at a time, is exact.
+        if kwargs.get("num_beams", 1) > 1:
+            raise ValueError("beam search is not supported for prompt and prefix tuning here (greedy only)")
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         rows = []

@@ -44,6 +44,17 @@ class Widened:
     slot_index: torch.Tensor        # B, k
     logit_index: torch.Tensor       # B, T   widened position whose logit the caller's position j receives
 
+    def for_rows(self, rows: int) -> "Widened":
+        """Beam search runs each row `rows / B` times, consecutively (repeat_interleave): follow suit."""
+        B = self.input_ids.shape[0]
+        if rows == B:
+            return self
+        if rows % B:
+            raise ValueError(f"a batch of {rows} rows cannot come from {B} prompts")
+        n = rows // B
+        return Widened(*(t.repeat_interleave(n, dim=0) for t in (self.input_ids, self.attention_mask, self.position_ids,
+                                                                 self.instruction_mask, self.slot_index, self.logit_index)))
+
 
 def widen(input_ids, attention_mask, instruction_mask, k: int, placement: str, placeholder_id: int = 0) -> Widened:
     B, T = input_ids.shape
@@ -97,13 +108,13 @@ class IAPTModel(nn.Module):
 
     # --- injection -------------------------------------------------------------------------------
     def _slot_hook(self, i: int):
-        generator = self.generators[str(i)]
-
         def hook(layer, args, kwargs):
+            generator = self.generators[str(i)]   # looked up per call: serving swaps in stacked generators
             w = self._widened
             if w is None:
                 return None
             hidden = args[0] if args else kwargs["hidden_states"]
+            w = w.for_rows(hidden.shape[0])
             extra = hidden.shape[1] - w.input_ids.shape[1]
             if extra < 0:
                 return None  # a cached decoding step: the slots' keys and values are in the cache already
@@ -111,7 +122,7 @@ class IAPTModel(nn.Module):
             # which are never instruction).
             instruction = F.pad(w.instruction_mask, (0, extra), value=False)
             read = layer.input_layernorm(hidden) if self.config.read == "norm" else hidden
-            weight = generator.down.weight
+            weight = next(generator.parameters())
             prompt = generator(read.to(weight.dtype), instruction)                       # B, k, d
             if self.config.slot_init == "mean":
                 prompt = prompt + masked_mean(hidden, instruction)[:, None].to(prompt.dtype)
@@ -134,6 +145,7 @@ class IAPTModel(nn.Module):
                 raise ValueError("generators above layer 0 need an explicit attention mask; load the backbone with "
                                  "attn_implementation='sdpa' or 'eager', not flash attention")
             hidden = args[0] if args else kwargs["hidden_states"]
+            w = w.for_rows(hidden.shape[0])
             mask = kwargs.get("attention_mask")
             cache = kwargs.get("cache", kwargs.get("past_key_values"))
             B, q, dev = hidden.shape[0], hidden.shape[1], hidden.device

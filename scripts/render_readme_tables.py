@@ -62,10 +62,24 @@ def probe_table(df: pd.DataFrame, meta: dict) -> list[str]:
             f"seed {r.seed}, {r.trainable_params:,} trainable parameters, one seed only."]
 
 
+def acceptance_table(df: pd.DataFrame, meta: dict) -> list[str]:
+    rows = [[r.method, f"{r.trainable_params:,}", r.size, f"{r.chosen_lr:g}", r.dev_by_lr, f"{r.dev_acc:.3f}",
+             f"{r.test_acc:.3f}", f"{max(r.zero_shot_acc, r.majority_acc):.3f}", f"{r.lift_over_floor:+.3f}",
+             "yes" if r.passes else "**no**"] for r in df.itertuples()]
+    t = meta["train"]
+    return markdown(["method", "tunable params", "size", "chosen lr", "best dev acc per lr", "dev acc", "test acc",
+                     "floor", "lift", "≥ +0.15"], rows) + [
+        "", f"sst2, {meta['backbone']}, seed {meta['seeds'][0]}, test n = {df.n_test.iloc[0]}; {t['steps']} steps, batch "
+            f"{t['batch_size']}, dev evaluation every {t['eval_every']} steps, patience {t['patience']}, Θ {t['theta']} "
+            f"(lr {t['theta_lr']:g}); floor = max(zero-shot, majority class) on the same test split; "
+            f"commit `{meta['git_commit'][:12]}`, {meta['wall_s'] / 60:.0f} min in all."]
+
+
 # README block -> (results CSV, the make target that writes it, renderer)
 BLOCKS = {"zeroshot": ("zeroshot.csv", "zeroshot", zeroshot_table),
           "overhead": ("overhead.csv", "overhead", overhead_table),
-          "probe": ("iapt_defaults_probe.csv", "probe", probe_table)}
+          "probe": ("iapt_defaults_probe.csv", "probe", probe_table),
+          "acceptance": ("engine_acceptance.csv", "acceptance", acceptance_table)}
 
 
 def render(csv: str, target: str, table) -> str:

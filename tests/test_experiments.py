@@ -79,3 +79,14 @@ def test_table1_paper_dry_run_counts_parameters(capsys):
     table1_glue.main(["--profile", "paper", "--dry-run"])
     out = capsys.readouterr().out
     assert "83,927,424" in out       # IAPT at m = 320 on LLaMA-2 7B, as published
+
+
+def test_table5_smoke_and_notebook(tmp_path):
+    import table5_multitenant
+    out = tmp_path / "out"
+    table5_multitenant.main(["--profile", "smoke", "--out-dir", str(out)])
+    df = pd.read_csv(out / "table5.csv")
+    assert set(df.method) == set(table5_multitenant.METHODS) and (df.tokens_per_s > 0).all()
+    assert set(df.factor) == {"central", "batch", "tenants"}
+    execute_notebook("table5.ipynb", out, tmp_path)
+    assert (tmp_path / "figures" / "table5_tenants.png").exists()

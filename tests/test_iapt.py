@@ -148,3 +148,13 @@ def test_bad_options_are_named():
         IAPTConfig(pooler="median")
     with pytest.raises(ValueError, match="valid: rational, relu"):
         IAPTConfig(activation="swish")
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3"])
+def test_beam_search_cached_equals_uncached_and_one_beam_is_greedy(arch):
+    model = iapt(arch, "before_last")
+    kw = dict(input_ids=IDS, attention_mask=MASK, max_new_tokens=5, do_sample=False, pad_token_id=0)
+    beams = model.generate(**kw, num_beams=3, use_cache=True)
+    assert torch.equal(beams, model.generate(**kw, num_beams=3, use_cache=False))
+    assert torch.equal(model.generate(**kw, num_beams=1), model.generate(**kw))
+    assert not torch.equal(beams, model.base_model.generate(**kw, num_beams=3))

@@ -1,0 +1,197 @@
+"""Table 5: one frozen backbone serving many tenants in one batch — IAPT against unmerged LoRA, side by side.
+
+    python experiments/table5_multitenant.py --profile cpu      # what `make table5` runs (~30 min here)
+    python experiments/table5_multitenant.py --profile smoke    # tiny random model, temporary folder
+
+Around a central point (batch 32, 16 tenants, 64-token prompts, 32 new tokens) one factor varies at a time.
+Per configuration and method, after a warm-up, each repeat measures a full greedy generation (exactly N new
+tokens, end-of-sequence ignored) and a 1-token generation (time to first token); per-token decode latency
+is (full − first) / (N − 1). Methods run interleaved within each repeat, so machine noise hits all alike.
+Adapters are random, non-zero and distinct per tenant (speed does not depend on trained values); LoRA sits on
+every linear module at IAPT's tunable-parameter budget (and on q, v only as a second point).
+Output: table5.csv (+ .meta.json) in results/ (cpu), results/table5_gpu.csv when run on a GPU.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import pandas as pd  # noqa: E402
+import psutil  # noqa: E402
+import torch  # noqa: E402
+
+from iapt import IAPTConfig  # noqa: E402
+from iapt.backbones import DEFAULT_BACKBONE, TINY, load_backbone  # noqa: E402
+from iapt.errors import cli, unknown  # noqa: E402
+from iapt.evaluation import autocast, cpu_has_bf16  # noqa: E402
+from iapt.generator import build_generators  # noqa: E402
+from iapt.methods import count_trainable, size_for_budget  # noqa: E402
+from iapt.runinfo import RESULTS, run_metadata, write_results  # noqa: E402
+from iapt.serving import (BareBackbone, GatheredLoRA, PeftMixedLoRA, TenantIAPT, TenantPromptTuning,  # noqa: E402
+                          random_lora)
+
+CENTRAL = dict(batch=32, tenants=16, prompt=64, new=32)
+PROFILES = {
+    "smoke": dict(backbone=TINY, central=dict(batch=4, tenants=2, prompt=8, new=4), repeats=1,
+                  vary={"batch": [2], "tenants": [1]}),
+    "cpu": dict(backbone=DEFAULT_BACKBONE, central=CENTRAL, repeats=3,
+                vary={"batch": [1, 8], "tenants": [1, 4, 32], "prompt": [32, 128], "new": [16, 64]}),
+}
+METHODS = ["bare", "iapt", "lora_gathered", "lora_qv_gathered", "lora_peft", "prompt_tuning"]
+
+
+class PeakMemory:
+    """Peak memory while a block runs: CUDA's allocator peak, or on CPU the process RSS sampled every 5 ms."""
+
+    def __init__(self, device):
+        self.device, self.peak = torch.device(device), 0
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+            return self
+        self.process, self.running = psutil.Process(), True
+        self.base = self.peak = self.process.memory_info().rss
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def _sample(self):
+        while self.running:
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            time.sleep(0.005)
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            self.mb = torch.cuda.max_memory_allocated(self.device) / 2 ** 20
+        else:
+            self.running = False
+            self.thread.join()
+            self.mb = (self.peak - self.base) / 2 ** 20   # growth over the resident backbone
+        return False
+
+
+def build_servers(backbone: str, tenants: int, device, prompt_tokens: int = 16) -> tuple[dict, dict]:
+    """One server per method over a fresh copy of the backbone; returns (servers, tunable params per tenant)."""
+    base = lambda: load_backbone(backbone)[0].to(device)   # noqa: E731
+    torch.manual_seed(0)
+    ref = base()
+    text = ref.config.get_text_config()
+    config = IAPTConfig()
+    generator_sets = []
+    for _ in range(tenants):   # generators only: the tenants share the one backbone
+        gens = build_generators(config, text.num_hidden_layers, text.hidden_size)
+        with torch.no_grad():
+            for name, p in gens.named_parameters():
+                if ".act." not in f".{name}":
+                    p.normal_(0, 0.02)
+        generator_sets.append(gens)
+    budget = count_trainable("iapt", ref, config.bottleneck_dim)
+    rank = size_for_budget("lora", ref, budget)
+    rank_qv = size_for_budget("lora_qv", ref, budget)
+    weights = random_lora(ref, tenants, rank)
+    weights_qv = random_lora(ref, tenants, rank_qv, targets=("q_proj", "v_proj"))
+    d = text.hidden_size
+    servers = {"bare": BareBackbone(ref), "iapt": TenantIAPT(base(), config, generator_sets),
+               "lora_gathered": GatheredLoRA(base(), weights), "lora_qv_gathered": GatheredLoRA(base(), weights_qv),
+               "lora_peft": PeftMixedLoRA(base(), weights, rank),
+               "prompt_tuning": TenantPromptTuning(base(), torch.randn(tenants, prompt_tokens, d) * 0.02)}
+    count = lambda w: sum(a[0].numel() + a[1].numel() for a in w.values()) // tenants   # noqa: E731
+    params = {"bare": 0, "iapt": budget, "lora_gathered": count(weights), "lora_qv_gathered": count(weights_qv),
+              "lora_peft": count(weights), "prompt_tuning": prompt_tokens * d}
+    sizes = {"iapt": f"m={config.bottleneck_dim}", "lora_gathered": f"r={rank}", "lora_qv_gathered": f"r={rank_qv}",
+             "lora_peft": f"r={rank}", "prompt_tuning": f"{prompt_tokens} tokens"}
+    for s in servers.values():
+        s.to(device).eval()
+    return servers, {"params": params, "sizes": sizes}
+
+
+def requests(cfg: dict, vocab: int, device, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(100, vocab, (cfg["batch"], cfg["prompt"]), generator=g)
+    tenants = torch.arange(cfg["batch"]) % cfg["tenants"]
+    return ids.to(device), torch.ones_like(ids).to(device), tenants.to(device)
+
+
+def configurations(central: dict, vary: dict) -> list[tuple[str, dict]]:
+    out = [("central", dict(central))]
+    for factor, values in vary.items():
+        for v in values:
+            cfg = {**central, factor: v}
+            if cfg["tenants"] <= cfg["batch"] and cfg != central:
+                out.append((factor, cfg))
+    return out
+
+
+@cli
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)}")
+    ap.add_argument("--backbone", help="override the profile's backbone (a local folder or hub id)")
+    ap.add_argument("--repeats", type=int, help="repeats after the warm-up (default: the profile's)")
+    ap.add_argument("--out-dir", type=Path)
+    args = ap.parse_args(argv)
+    if args.profile not in PROFILES:
+        raise unknown("profile", args.profile, PROFILES)
+    prof = PROFILES[args.profile]
+    backbone, repeats = args.backbone or prof["backbone"], args.repeats or prof["repeats"]
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    precision = "bf16" if device == "cuda" or cpu_has_bf16() else "fp32"
+    name = "table5_gpu.csv" if device == "cuda" else "table5.csv"
+    out = (args.out_dir or (Path(tempfile.mkdtemp(prefix="iapt-smoke-")) if args.profile == "smoke" else RESULTS)) / name
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    configs = configurations(prof["central"], prof["vary"])
+    max_tenants = max(c["tenants"] for _, c in configs)
+    start = time.time()
+    servers, info = build_servers(backbone, max_tenants, device)
+    vocab = servers["bare"].base_model.config.get_text_config().vocab_size
+    rows = []
+    for factor, cfg in configs:
+        ids, mask, tenants = requests(cfg, vocab, device)
+        times = {m: {"full": [], "first": [], "mem": []} for m in METHODS}
+        for rep in range(repeats + 1):   # the first round is the warm-up
+            for m in METHODS:
+                for kind, n in (("first", 1), ("full", cfg["new"])):
+                    sync()
+                    with PeakMemory(device) as mem, autocast(device, precision):
+                        t0 = time.perf_counter()
+                        out_tokens = servers[m].generate(ids, mask, tenants, n)
+                        sync()
+                        elapsed = time.perf_counter() - t0
+                    assert out_tokens.shape == (cfg["batch"], n)
+                    if rep:
+                        times[m][kind].append(elapsed)
+                        if kind == "full":
+                            times[m]["mem"].append(mem.mb)
+        for m in METHODS:
+            full, first = times[m]["full"], times[m]["first"]
+            med = statistics.median(full)
+            rows.append({"factor": factor, **cfg, "method": m, "size": info["sizes"].get(m, ""),
+                         "tunable_params_per_tenant": info["params"][m],
+                         "tokens_per_s": cfg["batch"] * cfg["new"] / med,
+                         "tokens_per_s_min": cfg["batch"] * cfg["new"] / max(full),
+                         "tokens_per_s_max": cfg["batch"] * cfg["new"] / min(full),
+                         "ttft_s": statistics.median(first),
+                         "decode_ms_per_token": 1000 * (med - statistics.median(first)) / max(cfg["new"] - 1, 1),
+                         "peak_memory_mb": max(times[m]["mem"]), "full_s_median": med, "repeats": repeats,
+                         "precision": precision})
+        print(f"{factor} {cfg}: " + ", ".join(f"{r['method']} {r['tokens_per_s']:.0f} tok/s" for r in rows[-len(METHODS):]))
+        df = pd.DataFrame(rows)
+        write_results(df, out, run_metadata(device=device, backbone=backbone, precision=precision, profile=args.profile,
+                                            seeds=[0], repeats=repeats, central=prof["central"],
+                                            wall_time_s=round(time.time() - start, 1),
+                                            script="experiments/table5_multitenant.py"))
+    print(pd.DataFrame(rows)[["factor", "batch", "tenants", "prompt", "new", "method", "tokens_per_s", "ttft_s",
+                              "decode_ms_per_token", "peak_memory_mb"]].to_string(index=False))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
