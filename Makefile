@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 PROFILE ?= cpu
 
-.PHONY: help setup test zeroshot overhead probe acceptance table1 table2 table5 clean-venv
+.PHONY: help setup test zeroshot overhead probe acceptance table1 table2 table3 table4 table5 clean-venv
 help:  ## list targets
 	@grep -E '^[a-z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
@@ -35,7 +35,7 @@ $(IAPT_CACHE)/downloads/bigbench-1.0.0.tar.gz: | $(VENV)/.stamp-python
 
 setup: $(VENV)/.stamp-python $(VENV)/.stamp-models $(IAPT_CACHE)/downloads/bigbench-1.0.0.tar.gz  ## create .venv, install everything, fetch data (idempotent)
 
-test: setup  ## run the test suite (about 1 minute once set up on a 2-core CPU)
+test: setup  ## run the test suite (about 4 minutes once set up on a 2-core CPU)
 	$(PY) -m pytest -q --durations=10 tests
 
 zeroshot: setup  ## floors: zero-shot, majority-class and chance on the embedded tasks -> results/zeroshot.csv
@@ -49,6 +49,12 @@ acceptance: setup  ## the engine's check: IAPT and LoRA vs the sst2 floor -> res
 
 table1: setup  ## Table 1 (GLUE/SuperGLUE/SQuAD comparison; PROFILE=quick for a first look) -> results/table1*.csv
 	$(PY) experiments/table1_glue.py --profile $(PROFILE)
+
+table3: setup  ## Table 3 (activation ablation: fixed, mixed, frozen/joint/alternating rational) -> results/table3*.csv
+	$(PY) experiments/table3_activation.py --profile $(PROFILE)
+
+table4: setup  ## Table 4 (soft tokens, pooler, placement, bottleneck, deviations, controls) -> results/table4*.csv
+	$(PY) experiments/table4_length.py --profile $(PROFILE)
 
 table5: setup  ## Table 5 (multi-tenant serving: IAPT vs unmerged LoRA, side by side) -> results/table5.csv
 	$(PY) experiments/table5_multitenant.py --profile $(PROFILE)

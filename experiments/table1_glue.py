@@ -12,22 +12,18 @@ Outputs (profile cpu: results/; quick: results/quick/; smoke: a temporary folder
 """
 from __future__ import annotations
 
-import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from iapt.backbones import DEFAULT_BACKBONE, TINY  # noqa: E402
 from iapt.engine import TrainConfig  # noqa: E402
-from iapt.errors import cli, unknown  # noqa: E402
-from iapt.grid import Row, run_grid, summarize  # noqa: E402
-from iapt.runinfo import RESULTS, run_metadata, write_results  # noqa: E402
-from iapt.stats import paired_bootstrap, verdict  # noqa: E402
+from iapt.errors import cli  # noqa: E402
+from iapt.grid import Row, compare_rows, run_stages, table_cli  # noqa: E402
+from iapt.runinfo import run_metadata  # noqa: E402
 from iapt.train import DEFAULT_LRS  # noqa: E402
 
 CORE = ["iapt", "lora", "prefix_tuning", "prompt_tuning"]
@@ -78,84 +74,32 @@ def dry_run(prof: dict) -> None:
     print("run it with: accelerate launch experiments/table1_glue.py --profile paper (needs GPUs and hub access)")
 
 
-def per_example(df: pd.DataFrame, row: str) -> dict[str, np.ndarray]:
-    """task -> (seeds, examples) correctness of one row."""
-    out = {}
-    for task, g in df[df.row == row].groupby("task"):
-        out[task] = np.array([[float(x) for x in s.split()] for s in g.sort_values("seed")["test_correct"]])
-    return out
-
-
 def verdicts(df: pd.DataFrame) -> pd.DataFrame:
     recs = []
     for claim, others, margin in (("1: IAPT beats prompt-based methods", PROMPT_BASED, 0.0),
                                   ("2: IAPT competitive with LoRA-family", LORA_FAMILY, COMPETITIVE_MARGIN)):
         for other in others:
-            if other not in set(df.row) or "iapt" not in set(df.row):
-                continue
-            a, b = per_example(df, "iapt"), per_example(df, other)
-            common = [t for t in a if t in b and a[t].shape == b[t].shape]
-            for scope in common + ["all"]:
-                tasks = common if scope == "all" else [scope]
-                if not tasks:
-                    continue
-                diff, lo, hi = paired_bootstrap({t: a[t] for t in tasks}, {t: b[t] for t in tasks})
-                recs.append({"claim": claim, "iapt_vs": other, "tasks": scope, "diff": diff, "ci_low": lo,
-                             "ci_high": hi, "margin": margin, "verdict": verdict(lo, hi, margin)})
+            for scope in sorted(set(df.task)) + ["all"]:
+                found = compare_rows(df, "iapt", other, margin, None if scope == "all" else [scope])
+                if found:
+                    recs.append({"claim": claim, "iapt_vs": other, **found, "scope": scope})
     return pd.DataFrame(recs)
 
 
 @cli
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)}")
-    ap.add_argument("--out-dir", type=Path, help="where the CSVs go (default by profile, see above)")
-    ap.add_argument("--fresh", action="store_true", help="recompute finished cells")
-    ap.add_argument("--dry-run", action="store_true", help="print the plan and parameter counts, run nothing")
-    ap.add_argument("--backbone", help="override the profile's backbone (a local folder or hub id)")
-    ap.add_argument("--stages", help="comma-separated stage numbers to run (default: all, in order)")
-    args = ap.parse_args(argv)
-    if args.profile not in PROFILES:
-        raise unknown("profile", args.profile, PROFILES)
-    prof = PROFILES[args.profile]
+    args, prof, backbone, out_dir = table_cli(__doc__, PROFILES, argv, dry_run=True)
     if args.dry_run:
         return dry_run(prof)
-    backbone = args.backbone or prof["backbone"]
-    default_out = {"cpu": RESULTS, "quick": RESULTS / "quick"}.get(args.profile)
-    out_dir = args.out_dir or default_out or Path(tempfile.mkdtemp(prefix="iapt-smoke-"))
-    stages = prof["stages"] if not args.stages else [prof["stages"][int(i)] for i in args.stages.split(",")]
+    stages = prof["stages"]
     cfg = TrainConfig(**prof["train"])
     meta = run_metadata(profile=args.profile, backbone=backbone, train=cfg.to_dict(), lrs=list(prof["lrs"]),
                         data=prof["n"], script="experiments/table1_glue.py")
-    frames = []
-    for i, (methods, tasks, seeds) in enumerate(stages):
-        print(f"stage {i}: {len(methods)} methods × {len(tasks)} tasks × {len(seeds)} seeds")
-        rows = [Row(m, m, size=prof.get("sizes", {}).get(m)) for m in methods]
-        frames.append(run_grid(rows, tasks, seeds, backbone=backbone, train_cfg=cfg, lrs=prof["lrs"],
-                               out_csv=out_dir / f".table1_stage{i}.csv", curves_csv=out_dir / f".table1_stage{i}_curves.csv",
-                               metadata=meta, profile=args.profile, n=prof["n"],
-                               cells_dir=out_dir / "cells" if args.profile == "smoke" else None, fresh=args.fresh))
-        df = pd.concat(frames, ignore_index=True)
-        curves = pd.concat([pd.read_csv(out_dir / f".table1_stage{j}_curves.csv") for j in range(len(frames))])
-        zs = RESULTS / "zeroshot.csv"
-        floors = pd.read_csv(zs) if zs.exists() else None
-        if floors is not None:
-            floors = floors[(floors.backbone == backbone) & (floors.split == "test")]
-        mixed = df["code_version"].nunique() > 1
-        meta_now = {**meta, "code_versions": sorted(set(df["code_version"])), "mixed_code_versions": mixed}
-        write_results(df, out_dir / "table1.csv", meta_now)
-        write_results(curves, out_dir / "table1_curves.csv", meta_now)
-        write_results(summarize(df, floors), out_dir / "table1_summary.csv", meta_now)
-        write_results(verdicts(df), out_dir / "table1_verdicts.csv", meta_now)
-    for j in range(len(frames)):   # the per-stage files were only there to survive interruptions
-        for suffix in ("", "_curves"):
-            for ext in (".csv", ".meta.json"):
-                (out_dir / f".table1_stage{j}{suffix}{ext}").unlink(missing_ok=True)
-    summary = pd.read_csv(out_dir / "table1_summary.csv")
-    print(summary[[c for c in summary.columns if not c.endswith(("_spread", "_seeds", "code_versions"))]].to_string(index=False))
-    if mixed:
-        print("note: this table mixes code versions (see code_versions)")
-    print(f"wrote {out_dir / 'table1.csv'}, table1_summary.csv, table1_curves.csv, table1_verdicts.csv")
+    stages = [([Row(m, m, size=prof.get("sizes", {}).get(m)) for m in methods], tasks, seeds)
+              for methods, tasks, seeds in stages]
+    run_stages("table1", stages, backbone=backbone, train_cfg=cfg, lrs=prof["lrs"], n=prof["n"], out_dir=out_dir,
+               metadata=meta, profile=args.profile, fresh=args.fresh, smoke=args.profile == "smoke",
+               extras=lambda df: {"verdicts": verdicts(df)})
 
 
 if __name__ == "__main__":

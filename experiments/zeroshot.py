@@ -19,7 +19,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pandas as pd  # noqa: E402
-import torch  # noqa: E402
 
 from iapt.backbones import TINY, DEFAULT_BACKBONE, EMBEDDED, load_backbone  # noqa: E402
 from iapt.errors import UserError, cli, unknown  # noqa: E402

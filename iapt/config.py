@@ -11,6 +11,7 @@ PLACEMENTS = ("prefix", "between", "before_last")
 READS = ("raw", "norm")
 SLOT_INITS = ("zero", "mean")
 SHARING = ("none", "down", "all")
+GENERATOR_INPUTS = ("instruction", "shuffled", "constant")
 
 
 @dataclass
@@ -35,6 +36,10 @@ class IAPTConfig:
         "help": "std of the W_up initialisation; 0 = zeros, so an untrained IAPT leaves slots at their base value [ours]"})
     share: str = field(default="none", metadata={"help": f"cross-layer sharing of projections, one of {SHARING}"})
     dropout: float = field(default=0.0, metadata={"help": "dropout on the pooled bottleneck"})
+    generator_input: str = field(default="instruction", metadata={
+        "help": "controls for instruction-awareness: 'shuffled' feeds each row another row's instruction (the "
+                "batch rolled by one), 'constant' feeds ones (a per-layer learned prompt); the slot's base value "
+                "(slot_init) stays the row's own"})
     layers: list | None = field(default=None, metadata={
         "help": "indices of layers that get a generator (default: all). Layers without one keep their slot states"})
     base_model_type: str | None = field(default=None, metadata={"help": "filled in by get_iapt_model"})
@@ -45,7 +50,8 @@ class IAPTConfig:
         self.rational_degrees = tuple(self.rational_degrees)
         for name, value, valid in (("pooler", self.pooler, POOLERS), ("placement", self.placement, PLACEMENTS),
                                    ("read", self.read, READS), ("slot_init", self.slot_init, SLOT_INITS),
-                                   ("share", self.share, SHARING)):
+                                   ("share", self.share, SHARING),
+                                   ("generator_input", self.generator_input, GENERATOR_INPUTS)):
             if value not in valid:
                 raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
         for act in ([self.activation] if isinstance(self.activation, str) else self.activation):

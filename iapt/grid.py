@@ -7,6 +7,7 @@ at most the cell in progress, and that cell itself resumes from its last checkpo
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,11 +22,12 @@ from .train import run_cell
 
 @dataclass
 class Row:
-    """One row of a table: a method with its options, under a display name."""
+    """One row of a table: a method with its options (and training overrides), under a display name."""
     name: str
     method: str
     options: dict = field(default_factory=dict)
     size: int | None = None
+    train: dict = field(default_factory=dict)     # TrainConfig fields that differ for this row (e.g. theta)
 
 
 def cell_row(row: Row, task: str, seed: int, result: dict, lr_source: str, profile: str) -> dict:
@@ -39,7 +41,7 @@ def cell_row(row: Row, task: str, seed: int, result: dict, lr_source: str, profi
             "cell_wall_s": round(result["wall_s"]["cell"], 1), "code_version": result["code_version"],
             "test_correct": " ".join(f"{c:g}" for c in result["test_correct"]),
             "theta_drift": " ".join(f"{k}:{v:.4f}" for k, v in chosen.get("theta_drift", {}).items()),
-            "cell": result["cell"]}
+            "cell": result["cell"], "adapter": result["adapter"]}
 
 
 def curve_rows(row: Row, task: str, seed: int, result: dict) -> list[dict]:
@@ -65,8 +67,9 @@ def run_grid(rows: list[Row], tasks: list[str], seeds: list[int], *, backbone: s
         key = (row.name, task)
         first = key not in chosen
         cell_lrs = tuple(lrs) if first else (chosen[key],)
-        out_dir = cells_dir / f"{row.name}-{task}-seed{seed}" if cells_dir else None
-        result = run_cell(row.method, task, backbone, train_cfg=TrainConfig(**{**train_cfg.to_dict(), "seed": seed}),
+        out_dir = cells_dir / re.sub(r"[^\w.-]+", "_", f"{row.name}-{task}-seed{seed}") if cells_dir else None
+        result = run_cell(row.method, task, backbone,
+                          train_cfg=TrainConfig(**{**train_cfg.to_dict(), **row.train, "seed": seed}),
                           lrs=cell_lrs, budget=budget if row.size is None else None, size=row.size,
                           options=row.options, out_dir=out_dir, fresh=fresh, **(n or {}))
         if first:
@@ -104,3 +107,81 @@ def summarize(df: pd.DataFrame, floors: pd.DataFrame | None = None) -> pd.DataFr
             floor_rows.append(rec)
         out = pd.concat([out, pd.DataFrame(floor_rows)], ignore_index=True)
     return out
+
+
+def run_stages(table: str, stages: list[tuple[list[Row], list[str], list[int]]], *, backbone: str, train_cfg: TrainConfig,
+               lrs, n: dict, out_dir: Path, metadata: dict, profile: str, fresh: bool = False, smoke: bool = False,
+               extras=None) -> pd.DataFrame:
+    """Run the stages in order; after each, rewrite <table>.csv, _curves.csv, _summary.csv and whatever
+    `extras(df)` returns ({suffix: DataFrame}), each with metadata that says which code versions it mixes."""
+    from .runinfo import RESULTS
+    frames, curve_frames = [], []
+    for i, (rows, tasks, seeds) in enumerate(stages):
+        print(f"stage {i}: {len(rows)} rows × {len(tasks)} tasks × {len(seeds)} seeds")
+        stage_csv = out_dir / f".{table}_stage{i}.csv"
+        frames.append(run_grid(rows, tasks, seeds, backbone=backbone, train_cfg=train_cfg, lrs=lrs, out_csv=stage_csv,
+                               curves_csv=stage_csv.with_name(stage_csv.stem + "_curves.csv"), metadata=metadata,
+                               profile=profile, n=n, cells_dir=out_dir / "cells" if smoke else None, fresh=fresh))
+        curve_frames.append(pd.read_csv(stage_csv.with_name(stage_csv.stem + "_curves.csv")))
+        df = pd.concat(frames, ignore_index=True)
+        zs = RESULTS / "zeroshot.csv"
+        floors = pd.read_csv(zs) if zs.exists() else None
+        if floors is not None:
+            floors = floors[(floors.backbone == backbone) & (floors.split == "test")]
+        meta = {**metadata, "code_versions": sorted(set(df["code_version"])),
+                "mixed_code_versions": df["code_version"].nunique() > 1}
+        write_results(df, out_dir / f"{table}.csv", meta)
+        write_results(pd.concat(curve_frames, ignore_index=True), out_dir / f"{table}_curves.csv", meta)
+        write_results(summarize(df, floors), out_dir / f"{table}_summary.csv", meta)
+        for suffix, extra in (extras(df) if extras else {}).items():
+            write_results(extra, out_dir / f"{table}_{suffix}.csv", meta)
+    for path in out_dir.glob(f".{table}_stage*"):   # only there to survive interruptions
+        path.unlink()
+    summary = pd.read_csv(out_dir / f"{table}_summary.csv")
+    print(summary[[c for c in summary.columns if not c.endswith(("_spread", "_seeds", "code_versions"))]].to_string(index=False))
+    if df["code_version"].nunique() > 1:
+        print(f"note: {table} mixes code versions (see code_versions)")
+    print(f"wrote {out_dir / (table + '.csv')} and its _summary, _curves" + "".join(f", _{s}" for s in (extras(df) if extras else {})))
+    return df
+
+
+def table_cli(doc: str, profiles: dict, argv=None, dry_run: bool = False):
+    """The flags every table script shares; returns (args, profile dict, backbone, output folder)."""
+    import argparse
+    import tempfile
+
+    from .errors import unknown
+    from .runinfo import RESULTS
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", default="cpu", help=f"one of {', '.join(profiles)}")
+    ap.add_argument("--out-dir", type=Path, help="where the CSVs go (default: results/ for cpu, results/quick/ "
+                    "for quick, a temporary folder for smoke)")
+    ap.add_argument("--fresh", action="store_true", help="recompute finished cells")
+    ap.add_argument("--backbone", help="override the profile's backbone (a local folder or hub id)")
+    if dry_run:
+        ap.add_argument("--dry-run", action="store_true", help="print the plan and parameter counts, run nothing")
+    args = ap.parse_args(argv)
+    if args.profile not in profiles:
+        raise unknown("profile", args.profile, profiles)
+    prof = profiles[args.profile]
+    default_out = {"cpu": RESULTS, "quick": RESULTS / "quick"}.get(args.profile)
+    out_dir = args.out_dir or default_out or Path(tempfile.mkdtemp(prefix="iapt-smoke-"))
+    return args, prof, args.backbone or prof["backbone"], out_dir
+
+
+def per_example(df: pd.DataFrame, row: str) -> dict:
+    """task -> (seeds, test examples) per-example scores of one row."""
+    return {task: [[float(x) for x in v.split()] for v in g.sort_values("seed")["test_correct"]]
+            for task, g in df[df.row == row].groupby("task")}
+
+
+def compare_rows(df: pd.DataFrame, a: str, b: str, margin: float = 0.0, tasks: list[str] | None = None) -> dict | None:
+    """Row a − row b over the tasks both have with the same seeds (or `tasks`): paired bootstrap and verdict."""
+    from .stats import paired_bootstrap, verdict
+    sa, sb = per_example(df, a), per_example(df, b)
+    common = [t for t in (tasks or sa) if t in sa and t in sb and len(sa[t]) == len(sb[t])]
+    if not common:
+        return None
+    diff, lo, hi = paired_bootstrap({t: sa[t] for t in common}, {t: sb[t] for t in common})
+    return {"tasks": " ".join(common), "diff": diff, "ci_low": lo, "ci_high": hi, "margin": margin,
+            "verdict": verdict(lo, hi, margin)}

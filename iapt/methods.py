@@ -125,6 +125,10 @@ def iapt_family_config(name: str, backbone, size: int, options: dict) -> IAPTCon
         layers = [2 * L // 3]
     elif layers == "all_shared":   # IDPG's option: every layer, one shared generator
         layers, opts["share"] = None, "all"
+    act = opts.get("activation")
+    if isinstance(act, str) and ">" in act:   # "relu>gelu": the lower half of the layers relu, the upper gelu
+        lower, upper = act.split(">")
+        opts["activation"] = [lower if i < L // 2 else upper for i in range(L)]
     return IAPTConfig(bottleneck_dim=size, layers=layers, **opts)
 
 

@@ -123,7 +123,12 @@ class IAPTModel(nn.Module):
             instruction = F.pad(w.instruction_mask, (0, extra), value=False)
             read = layer.input_layernorm(hidden) if self.config.read == "norm" else hidden
             weight = next(generator.parameters())
-            prompt = generator(read.to(weight.dtype), instruction)                       # B, k, d
+            source, source_mask = read, instruction
+            if self.config.generator_input == "shuffled":     # control: another row's instruction
+                source, source_mask = read.roll(1, 0), instruction.roll(1, 0)
+            elif self.config.generator_input == "constant":   # control: no instruction at all
+                source = torch.ones_like(read)
+            prompt = generator(source.to(weight.dtype), source_mask)                     # B, k, d
             if self.config.slot_init == "mean":
                 prompt = prompt + masked_mean(hidden, instruction)[:, None].to(prompt.dtype)
             index = w.slot_index[..., None].expand(-1, -1, hidden.shape[-1])
@@ -148,7 +153,7 @@ class IAPTModel(nn.Module):
             w = w.for_rows(hidden.shape[0])
             mask = kwargs.get("attention_mask")
             cache = kwargs.get("cache", kwargs.get("past_key_values"))
-            B, q, dev = hidden.shape[0], hidden.shape[1], hidden.device
+            q, dev = hidden.shape[1], hidden.device
             total = q + (cache.get_seq_length(i) if cache is not None else 0)   # tokens so far, this step's included
             kv = mask.shape[-1] if mask is not None else total   # a sliding-window layer sees only the last kv
             cols = torch.arange(total - kv, total, device=dev)   # absolute index of each key column

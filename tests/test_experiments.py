@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 import zeroshot  # noqa: E402
@@ -90,3 +91,23 @@ def test_table5_smoke_and_notebook(tmp_path):
     assert set(df.factor) == {"central", "batch", "tenants"}
     execute_notebook("table5.ipynb", out, tmp_path)
     assert (tmp_path / "figures" / "table5_tenants.png").exists()
+
+
+@pytest.mark.parametrize("table", ["table3_activation", "table4_length"])
+def test_ablation_tables_smoke_and_notebooks(table, tmp_path):
+    import importlib
+    module = importlib.import_module(table)
+    name = table.split("_")[0]
+    out = tmp_path / "out"
+    module.main(["--profile", "smoke", "--out-dir", str(out)])
+    rows = pd.read_csv(out / f"{name}.csv")
+    prof = module.PROFILES["smoke"]
+    assert len(rows) == len(prof["rows"]) * len(prof["seeds"]) and rows.trainable_params.gt(0).all()
+    verdicts = pd.read_csv(out / f"{name}_verdicts.csv")
+    assert len(verdicts) and (verdicts.ci_low <= verdicts.ci_high).all()
+    if name == "table3":
+        rationals = pd.read_csv(out / "table3_rationals.csv")
+        frozen = rationals[rationals.row == "rational, frozen at GELU"]
+        assert len(frozen) and (frozen.drift == 0).all()
+    execute_notebook(f"{name}.ipynb", out, tmp_path)
+    assert any(p.name.startswith(name) for p in (tmp_path / "figures").iterdir())

@@ -1,0 +1,92 @@
+"""Table 3: which activation should IAPT's generators use? (the paper's claim 3: learned, layer-specific
+rational activations beat one fixed activation everywhere)
+
+    python experiments/table3_activation.py --profile quick    # a first look, <= 1 h here
+    python experiments/table3_activation.py --profile cpu      # what `make table3` runs; hours, resumable
+
+Rows: ReLU, GELU, tanh, SiLU in every layer; ReLU in the lower half and GELU in the upper, and the reverse;
+the rational initialised to GELU and frozen; learned jointly with the generators on the training loss;
+learned by the paper's alternating dev-batch updates. Every row has the same generator size and the same
+learning-rate search. Outputs (cpu: results/, quick: results/quick/, smoke: a temporary folder): table3.csv,
+table3_summary.csv, table3_curves.csv, table3_verdicts.csv (the learned rational against each fixed
+activation and against the frozen one: paired bootstrap) and table3_rationals.csv (every layer's
+coefficients after training, and their drift from the GELU initialisation).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import pandas as pd  # noqa: E402
+from safetensors.torch import load_file  # noqa: E402
+
+from iapt.backbones import DEFAULT_BACKBONE, TINY  # noqa: E402
+from iapt.engine import TrainConfig  # noqa: E402
+from iapt.errors import cli  # noqa: E402
+from iapt.grid import Row, compare_rows, run_stages, table_cli  # noqa: E402
+from iapt.model import CONFIG_NAME, WEIGHTS_NAME  # noqa: E402
+from iapt.runinfo import run_metadata  # noqa: E402
+from iapt.train import DEFAULT_LRS  # noqa: E402
+
+ROWS = [Row(f"fixed {a}", "iapt", {"activation": a}) for a in ("relu", "gelu", "tanh", "silu")] + [
+    Row("relu below, gelu above", "iapt", {"activation": "relu>gelu"}),
+    Row("gelu below, relu above", "iapt", {"activation": "gelu>relu"}),
+    Row("rational, frozen at GELU", "iapt", train={"theta": "frozen"}),
+    Row("rational, learned jointly", "iapt", train={"theta": "joint"}),
+    Row("rational, alternating (paper)", "iapt", train={"theta": "alternate"}),
+]
+LEARNED = "rational, alternating (paper)"
+TASKS = ["sst2", "rte"]   # provisional until Table 1 shows which tasks separate methods (README)
+PROFILES = {
+    "smoke": dict(backbone=TINY, rows=[ROWS[0], ROWS[4], ROWS[6], ROWS[8]], tasks=["sst2"], seeds=[0, 1],
+                  lrs=(1e-2,), n=dict(n_train=16, n_dev=8, n_test=8),
+                  train=dict(steps=4, batch_size=4, eval_every=2, patience=None)),
+    "quick": dict(backbone=DEFAULT_BACKBONE, rows=[ROWS[1], ROWS[6], ROWS[8]], tasks=["sst2"], seeds=[0],
+                  lrs=(1e-3,), n=dict(n_dev=100, n_test=200), train=dict(steps=150, batch_size=8, eval_every=25,
+                                                                         patience=None)),
+    "cpu": dict(backbone=DEFAULT_BACKBONE, rows=ROWS, tasks=TASKS, seeds=[0, 1, 2], lrs=DEFAULT_LRS, n={},
+                train=dict(steps=200, batch_size=8, eval_every=25, patience=4)),
+}
+
+
+def rationals(df: pd.DataFrame) -> pd.DataFrame:
+    """Every layer's learned coefficients, read from each rational row's saved adapter."""
+    recs = []
+    for r in df[df.row.str.startswith("rational")].itertuples():
+        weights = load_file(str(Path(r.adapter) / WEIGHTS_NAME))
+        version = json.loads((Path(r.adapter) / CONFIG_NAME).read_text())["rational_version"]
+        drift = dict(x.split(":") for x in str(r.theta_drift).split()) if isinstance(r.theta_drift, str) else {}
+        for key in sorted((k for k in weights if k.endswith(".act.numerator")), key=lambda k: int(k.split(".")[0])):
+            layer = key.split(".")[0]
+            recs.append({"row": r.row, "task": r.task, "seed": r.seed, "layer": int(layer), "version": version,
+                         "numerator": " ".join(f"{v:.6g}" for v in weights[key].tolist()),
+                         "denominator": " ".join(f"{v:.6g}" for v in weights[f"{layer}.act.denominator"].tolist()),
+                         "drift": float(drift.get(layer, "nan"))})
+    return pd.DataFrame(recs)
+
+
+def verdicts(df: pd.DataFrame) -> pd.DataFrame:
+    recs = []
+    for other in [r.name for r in ROWS if r.name != LEARNED]:
+        found = compare_rows(df, LEARNED, other)
+        if found:
+            recs.append({"claim": "3: learned rational beats fixed activations", "learned_vs": other, **found})
+    return pd.DataFrame(recs)
+
+
+@cli
+def main(argv=None):
+    args, prof, backbone, out_dir = table_cli(__doc__, PROFILES, argv)
+    cfg = TrainConfig(**prof["train"])
+    meta = run_metadata(profile=args.profile, backbone=backbone, train=cfg.to_dict(), lrs=list(prof["lrs"]),
+                        data=prof["n"], script="experiments/table3_activation.py")
+    run_stages("table3", [(prof["rows"], prof["tasks"], prof["seeds"])], backbone=backbone, train_cfg=cfg,
+               lrs=prof["lrs"], n=prof["n"], out_dir=out_dir, metadata=meta, profile=args.profile, fresh=args.fresh,
+               smoke=args.profile == "smoke", extras=lambda df: {"verdicts": verdicts(df), "rationals": rationals(df)})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Table 4: prompt length, pooler, placement, bottleneck, our deviations, and the controls that isolate
+"instruction-aware" (the paper's claims 4 and 5: four soft tokens suffice; self-attention pooling wins).
+
+    python experiments/table4_length.py --profile quick    # a first look, <= 1 h here
+    python experiments/table4_length.py --profile cpu      # what `make table4` runs; hours, resumable
+
+Rows, each one change from IAPT's defaults (4 soft tokens, attention pooler, before_last slots, m = 16,
+layer-norm read, slot = instruction mean + output, W_up = 0): soft tokens 1, 2, 8, 16; mean, max and
+last-token pooling; prefix and between slots; bottleneck 4, 8, 32, 64; raw read, zero slot, small random
+W_up (each of our deviations undone alone); and two controls: the generators fed another example's instruction
+(the batch rolled by one) or a constant input (a per-layer learned prompt with the same generator). If IAPT
+does not beat the controls, reading the instruction is not what helps. Sizes are not re-matched: the token
+and bottleneck rows change the parameter count, which the CSV reports. Outputs as for Table 3:
+table4.csv, _summary, _curves, _verdicts (claims 4 and 5 and the controls: paired bootstrap).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import pandas as pd  # noqa: E402
+
+from iapt.backbones import DEFAULT_BACKBONE, TINY  # noqa: E402
+from iapt.engine import TrainConfig  # noqa: E402
+from iapt.errors import cli  # noqa: E402
+from iapt.grid import Row, compare_rows, run_stages, table_cli  # noqa: E402
+from iapt.runinfo import run_metadata  # noqa: E402
+from iapt.train import DEFAULT_LRS  # noqa: E402
+
+DEFAULT = Row("IAPT (defaults)", "iapt", size=16)
+ROWS = [DEFAULT] + [Row(f"{k} soft tokens", "iapt", {"num_soft_tokens": k}, size=16) for k in (1, 2, 8, 16)] + [
+    Row(f"pooler {p}", "iapt", {"pooler": p}, size=16) for p in ("mean", "max", "last")] + [
+    Row(f"placement {p}", "iapt", {"placement": p}, size=16) for p in ("prefix", "between")] + [
+    Row(f"bottleneck {m}", "iapt", size=m) for m in (4, 8, 32, 64)] + [
+    Row("read raw (paper)", "iapt", {"read": "raw"}, size=16),
+    Row("slot = output only (paper)", "iapt", {"slot_init": "zero"}, size=16),
+    Row("W_up random 0.02", "iapt", {"up_init_std": 0.02}, size=16),
+    Row("control: shuffled instruction", "iapt", {"generator_input": "shuffled"}, size=16),
+    Row("control: constant input", "iapt", {"generator_input": "constant"}, size=16),
+]
+TASKS = ["sst2", "rte"]   # provisional until Table 1 shows which tasks separate methods (README)
+COMPARISONS = [   # (claim, the row IAPT's defaults are compared with, margin)
+    ("4: four soft tokens suffice (8 and 16 add little)", "8 soft tokens", 0.02),
+    ("4: four soft tokens suffice (8 and 16 add little)", "16 soft tokens", 0.02),
+    ("5: self-attention pooling beats mean", "pooler mean", 0.0),
+    ("5: self-attention pooling beats max", "pooler max", 0.0),
+    ("5: self-attention pooling beats last token", "pooler last", 0.0),
+    ("control: reading the instruction helps (vs shuffled)", "control: shuffled instruction", 0.0),
+    ("control: reading the instruction helps (vs constant)", "control: constant input", 0.0),
+]
+PROFILES = {
+    "smoke": dict(backbone=TINY, rows=[DEFAULT, ROWS[1], ROWS[5], ROWS[-2], ROWS[-1]], tasks=["sst2"], seeds=[0, 1],
+                  lrs=(1e-2,), n=dict(n_train=16, n_dev=8, n_test=8),
+                  train=dict(steps=4, batch_size=4, eval_every=2, patience=None)),
+    "quick": dict(backbone=DEFAULT_BACKBONE, rows=[DEFAULT, ROWS[1], ROWS[-1]], tasks=["sst2"], seeds=[0],
+                  lrs=(1e-3,), n=dict(n_dev=100, n_test=200), train=dict(steps=150, batch_size=8, eval_every=25,
+                                                                         patience=None)),
+    "cpu": dict(backbone=DEFAULT_BACKBONE, rows=ROWS, tasks=TASKS, seeds=[0, 1, 2], lrs=DEFAULT_LRS, n={},
+                train=dict(steps=200, batch_size=8, eval_every=25, patience=4)),
+}
+
+
+def verdicts(df: pd.DataFrame) -> pd.DataFrame:
+    """Defaults − other > −margin ("4 suffice": a longer prompt is at most `margin` better)."""
+    recs = []
+    for claim, other, margin in COMPARISONS:
+        found = compare_rows(df, DEFAULT.name, other, margin)
+        if found:
+            recs.append({"claim": claim, "defaults_vs": other, **found})
+    return pd.DataFrame(recs)
+
+
+@cli
+def main(argv=None):
+    args, prof, backbone, out_dir = table_cli(__doc__, PROFILES, argv)
+    cfg = TrainConfig(**prof["train"])
+    meta = run_metadata(profile=args.profile, backbone=backbone, train=cfg.to_dict(), lrs=list(prof["lrs"]),
+                        data=prof["n"], script="experiments/table4_length.py")
+    run_stages("table4", [(prof["rows"], prof["tasks"], prof["seeds"])], backbone=backbone, train_cfg=cfg,
+               lrs=prof["lrs"], n=prof["n"], out_dir=out_dir, metadata=meta, profile=args.profile, fresh=args.fresh,
+               smoke=args.profile == "smoke", extras=lambda df: {"verdicts": verdicts(df)})
+
+
+if __name__ == "__main__":
+    main()
