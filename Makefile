@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 PROFILE ?= cpu
 
-.PHONY: help setup test zeroshot overhead probe acceptance table1 table2 table3 table4 table5 clean-venv
+.PHONY: help setup test zeroshot overhead probe acceptance table1 table2 table3 table4 table5 reference clean-venv
 help:  ## list targets
 	@grep -E '^[a-z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
@@ -58,6 +58,9 @@ table4: setup  ## Table 4 (soft tokens, pooler, placement, bottleneck, deviation
 
 table5: setup  ## Table 5 (multi-tenant serving: IAPT vs unmerged LoRA, side by side) -> results/table5.csv
 	$(PY) experiments/table5_multitenant.py --profile $(PROFILE)
+
+reference: setup  ## our method ordering vs the published one on ARC-e/c, BoolQ, OBQA, PIQA -> results/reference_commonsense*.csv
+	$(PY) experiments/reference_commonsense.py --profile $(PROFILE)
 
 table2: setup  ## Table 2 (instruction tuning) -- not built yet, see README
 	@echo "Table 2 (instruction tuning, issue 6) is not implemented yet; see README 'Status'." >&2; exit 2

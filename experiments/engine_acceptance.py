@@ -6,7 +6,8 @@ Runs `iapt.train`'s cell (learning-rate search on dev, best trial tested once) f
 default budget on the embedded SmolLM2, and compares each test accuracy with max(zero-shot, majority class)
 from the same test split (results/zeroshot.csv, recomputed here if missing). The bar is +0.15. Each cell is
 resumable (rerun the command); finished cells are reused. Profiles: smoke (tiny random model, temporary
-folder), cpu (the recorded settings below; ~1 h per method here).
+folder), cpu (the recorded settings below; ~1 h per method here). Methods already in the CSV are kept
+(--fresh recomputes them).
 """
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ def main(argv=None):
     ap.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)}")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out-dir", type=Path, help="where the CSV goes (default: results/, or a temporary folder for smoke)")
+    ap.add_argument("--fresh", action="store_true", help="recompute methods already in the CSV")
     args = ap.parse_args(argv)
     if args.profile not in PROFILES:
         raise unknown("profile", args.profile, PROFILES)
@@ -55,8 +57,14 @@ def main(argv=None):
     out_dir = args.out_dir or (Path(tempfile.mkdtemp(prefix="iapt-smoke-")) if smoke else RESULTS)
     floors = {"zero_shot": float("nan"), "majority": float("nan")} if smoke else floor_of("sst2", prof["backbone"])
     cfg = TrainConfig(seed=args.seed, **prof["train"])
-    rows, t0 = [], time.time()
+    out = out_dir / "engine_acceptance.csv"
+    # rows already in the CSV are kept (their code_version column says which code made them)
+    rows = pd.read_csv(out).to_dict("records") if out.exists() and not args.fresh else []
+    t0 = time.time()
     for method in prof["methods"]:
+        if any(r["method"] == method for r in rows):
+            print(f"{method}: already in {out}, kept")
+            continue
         cells = out_dir / "cells" if smoke else None
         r = run_cell(method, "sst2", prof["backbone"], train_cfg=cfg, lrs=prof["lrs"], budget="iapt", **prof["n"],
                      out_dir=cells / method if cells else None)
@@ -69,9 +77,9 @@ def main(argv=None):
                      "best_step": r["trials"][f"{r['chosen_lr']:g}"]["best_step"],
                      "dev_by_lr": " ".join(f"{lr}:{t['best_dev_metric']:.3f}" for lr, t in r["trials"].items()),
                      "train_wall_s": round(r["wall_s"]["train"], 1), "cell_wall_s": round(r["wall_s"]["cell"], 1),
-                     "code_version": r["meta"]["git_commit"], "cell": r["cell"]})
+                     "git_commit": r["meta"]["git_commit"], "code_version": r["code_version"], "cell": r["cell"]})
         print(f"{method}: test {r['test_metric']:.3f} (floor {floor:.3f}, lift {r['test_metric'] - floor:+.3f})")
-        out = out_dir / "engine_acceptance.csv"   # rewritten after each method: finished rows are never lost
+        # rewritten after each method: finished rows are never lost
         write_results(pd.DataFrame(rows), out, run_metadata(profile=args.profile, backbone=prof["backbone"],
                                                             seeds=[args.seed], train=cfg.to_dict(), lrs=list(prof["lrs"]),
                                                             wall_s=round(time.time() - t0, 1),

@@ -111,3 +111,17 @@ def test_ablation_tables_smoke_and_notebooks(table, tmp_path):
         assert len(frozen) and (frozen.drift == 0).all()
     execute_notebook(f"{name}.ipynb", out, tmp_path)
     assert any(p.name.startswith(name) for p in (tmp_path / "figures").iterdir())
+
+
+def test_reference_commonsense_smoke_and_notebook(tmp_path):
+    import reference_commonsense
+    out = tmp_path / "out"
+    reference_commonsense.main(["--profile", "smoke", "--out-dir", str(out)])
+    ordering = pd.read_csv(out / "reference_commonsense_ordering.csv")
+    assert list(ordering.scope) == ["arc_easy", "piqa", "average"]
+    assert ((ordering.pairs_ci_low <= ordering.pairs_in_published_order + 1e-9)
+            & (ordering.pairs_in_published_order <= ordering.pairs_ci_high + 1e-9)).all()
+    pairs = pd.read_csv(out / "reference_commonsense_pairs.csv")
+    assert len(pairs) == 3 * 3 and set(pairs.verdict) <= {"holds", "flips", "not distinguishable"}
+    execute_notebook("reference.ipynb", out, tmp_path)
+    assert (tmp_path / "figures" / "reference_commonsense.png").exists()

@@ -1,0 +1,118 @@
+"""The one published yardstick: does our ordering of methods match the published one on the commonsense tasks?
+
+    python experiments/reference_commonsense.py --profile quick   # a first look, <= 1 h here
+    python experiments/reference_commonsense.py --profile cpu     # what `make reference` runs; hours, resumable
+
+The only published IAPT numbers (MiLoRA's Table 1, LLaMA-2 7B, median of 5 seeds; PAPER.md §3) put IAPT next
+to P-tuning v2, (IA)³, LoRA and AdaLoRA on ARC-e, ARC-c, BoolQ, OBQA and PIQA, which ship offline. We train
+the same five methods on the embedded backbone (same re-split, pinned format, learning-rate search as Table
+1) and compare **orderings**, not absolute numbers (135 M vs 7 B): per task and on the average, Kendall's τ and
+the share of method pairs in the published order, with 95 % bootstrap intervals over test examples; and per
+published pair, whether our difference holds, flips or is not distinguishable.
+Outputs: reference_commonsense.csv (+ _summary, _curves), reference_commonsense_ordering.csv,
+reference_commonsense_pairs.csv (cpu: results/, quick: results/quick/, smoke: a temporary folder).
+"""
+from __future__ import annotations
+
+import itertools
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from scipy.stats import kendalltau  # noqa: E402
+
+from iapt.backbones import DEFAULT_BACKBONE, TINY  # noqa: E402
+from iapt.engine import TrainConfig  # noqa: E402
+from iapt.errors import cli  # noqa: E402
+from iapt.grid import Row, per_example, run_stages, table_cli  # noqa: E402
+from iapt.runinfo import run_metadata  # noqa: E402
+from iapt.train import DEFAULT_LRS  # noqa: E402
+
+TASKS = ["arc_easy", "arc_challenge", "boolq", "openbookqa", "piqa"]
+# MiLoRA (Zhang et al., 2024), Table 1, LLaMA-2 7B, accuracy % (as quoted in PAPER.md §3)
+PUBLISHED = pd.DataFrame({
+    "prefix_tuning": [63.5, 51.3, 61.2, 76.1, 66.2],
+    "iapt": [66.3, 54.7, 67.8, 79.2, 77.3],
+    "ia3": [68.1, 54.6, 67.2, 78.1, 75.4],
+    "lora": [73.4, 57.2, 68.8, 80.1, 81.4],
+    "adalora": [73.8, 57.9, 69.2, 80.4, 82.1],
+}, index=TASKS).T / 100
+PROFILES = {
+    "smoke": dict(backbone=TINY, methods=["iapt", "lora", "prefix_tuning"], tasks=["arc_easy", "piqa"], seeds=[0, 1],
+                  lrs=(1e-2,), n=dict(n_train=16, n_dev=8, n_test=8),
+                  train=dict(steps=4, batch_size=4, eval_every=2, patience=None)),
+    "quick": dict(backbone=DEFAULT_BACKBONE, methods=["iapt", "lora", "prefix_tuning"], tasks=["arc_easy"], seeds=[0],
+                  lrs=(1e-3, 1e-2), n=dict(n_dev=100, n_test=200),
+                  train=dict(steps=100, batch_size=8, eval_every=25, patience=None)),
+    "cpu": dict(backbone=DEFAULT_BACKBONE, methods=list(PUBLISHED.index), tasks=TASKS, seeds=[0, 1, 2],
+                lrs=DEFAULT_LRS, n={}, train=dict(steps=200, batch_size=8, eval_every=25, patience=4)),
+}
+
+
+def bootstrap_scores(df: pd.DataFrame, methods: list[str], tasks: list[str], n_boot: int = 2000, seed: int = 0):
+    """(n_boot + 1, methods, tasks) mean test scores; index 0 is the observed one. Examples are resampled per
+    task, the same draw for every method (the test split is shared)."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros((n_boot + 1, len(methods), len(tasks)))
+    for j, task in enumerate(tasks):
+        per = [np.asarray(per_example(df, m)[task]).mean(0) for m in methods]   # seeds averaged, per example
+        n = len(per[0])
+        draws = np.vstack([np.arange(n)[None], rng.integers(0, n, size=(n_boot, n))])
+        for i, p in enumerate(per):
+            out[:, i, j] = p[draws].mean(1)
+    return out
+
+
+def orderings(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    methods = [m for m in PUBLISHED.index if m in set(df.row)]
+    tasks = [t for t in TASKS if all(t in per_example(df, m) for m in methods)]
+    if len(methods) < 2 or not tasks:
+        return pd.DataFrame(), pd.DataFrame()
+    scores = bootstrap_scores(df, methods, tasks)
+    scopes = {t: (scores[:, :, j], PUBLISHED.loc[methods, t].to_numpy()) for j, t in enumerate(tasks)}
+    scopes["average"] = (scores.mean(2), PUBLISHED.loc[methods, tasks].mean(1).to_numpy())
+    pairs = list(itertools.combinations(range(len(methods)), 2))
+    order_rows, pair_rows = [], []
+    for scope, (ours, published) in scopes.items():
+        taus = np.array([kendalltau(o, published).statistic for o in ours])
+        agree = np.array([np.mean([np.sign(o[a] - o[b]) == np.sign(published[a] - published[b]) for a, b in pairs])
+                          for o in ours])
+        order_rows.append({"scope": scope, "methods": " ".join(methods), "kendall_tau": taus[0],
+                           "tau_ci_low": np.nanpercentile(taus[1:], 2.5), "tau_ci_high": np.nanpercentile(taus[1:], 97.5),
+                           "pairs_in_published_order": agree[0], "pairs_ci_low": np.percentile(agree[1:], 2.5),
+                           "pairs_ci_high": np.percentile(agree[1:], 97.5),
+                           "ours": " ".join(f"{m}:{v:.3f}" for m, v in zip(methods, ours[0])),
+                           "published": " ".join(f"{m}:{v:.3f}" for m, v in zip(methods, published))})
+        for a, b in pairs:
+            hi_m, lo_m = (a, b) if published[a] >= published[b] else (b, a)   # published winner first
+            diff = ours[:, hi_m] - ours[:, lo_m]
+            ci = np.percentile(diff[1:], [2.5, 97.5])
+            pair_rows.append({"scope": scope, "published_winner": methods[hi_m], "published_loser": methods[lo_m],
+                              "published_diff": published[hi_m] - published[lo_m], "our_diff": diff[0],
+                              "ci_low": ci[0], "ci_high": ci[1],
+                              "verdict": "holds" if ci[0] > 0 else "flips" if ci[1] < 0 else "not distinguishable"})
+    return pd.DataFrame(order_rows), pd.DataFrame(pair_rows)
+
+
+@cli
+def main(argv=None):
+    args, prof, backbone, out_dir = table_cli(__doc__, PROFILES, argv)
+    cfg = TrainConfig(**prof["train"])
+    meta = run_metadata(profile=args.profile, backbone=backbone, train=cfg.to_dict(), lrs=list(prof["lrs"]),
+                        data=prof["n"], published="MiLoRA Table 1 via PAPER.md §3",
+                        script="experiments/reference_commonsense.py")
+
+    def extras(df):
+        ordering, pairs = orderings(df)
+        return {"ordering": ordering, "pairs": pairs}
+
+    run_stages("reference_commonsense", [([Row(m, m) for m in prof["methods"]], prof["tasks"], prof["seeds"])],
+               backbone=backbone, train_cfg=cfg, lrs=prof["lrs"], n=prof["n"], out_dir=out_dir, metadata=meta,
+               profile=args.profile, fresh=args.fresh, smoke=args.profile == "smoke", extras=extras)
+
+
+if __name__ == "__main__":
+    main()
