@@ -72,7 +72,9 @@ def acceptance_table(df: pd.DataFrame, meta: dict) -> list[str]:
         "", f"sst2, {meta['backbone']}, seed {meta['seeds'][0]}, test n = {df.n_test.iloc[0]}; {t['steps']} steps, batch "
             f"{t['batch_size']}, dev evaluation every {t['eval_every']} steps, patience {t['patience']}, Θ {t['theta']} "
             f"(lr {t['theta_lr']:g}); floor = max(zero-shot, majority class) on the same test split; "
-            f"commit `{meta['git_commit'][:12]}`, {meta['wall_s'] / 60:.0f} min in all."]
+            f"commits {', '.join(f'`{c[:12]}`' for c in df.git_commit.unique())} (code versions "
+            f"{', '.join(df.code_version.unique())}); training time "
+            f"{', '.join(f'{r.method} {r.train_wall_s / 60:.0f} min' for r in df.itertuples())} (all lr trials)."]
 
 
 # README block -> (results CSV, the make target that writes it, renderer)
