@@ -25,10 +25,8 @@ import pandas as pd  # noqa: E402
 from scipy.stats import kendalltau  # noqa: E402
 
 from iapt.backbones import DEFAULT_BACKBONE, TINY  # noqa: E402
-from iapt.engine import TrainConfig  # noqa: E402
 from iapt.errors import cli  # noqa: E402
-from iapt.grid import Row, per_example, run_stages, table_cli  # noqa: E402
-from iapt.runinfo import run_metadata  # noqa: E402
+from iapt.grid import Row, per_example, run_table  # noqa: E402
 from iapt.train import DEFAULT_LRS  # noqa: E402
 
 TASKS = ["arc_easy", "arc_challenge", "boolq", "openbookqa", "piqa"]
@@ -99,19 +97,13 @@ def orderings(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 @cli
 def main(argv=None):
-    args, prof, backbone, out_dir = table_cli(__doc__, PROFILES, argv)
-    cfg = TrainConfig(**prof["train"])
-    meta = run_metadata(profile=args.profile, backbone=backbone, train=cfg.to_dict(), lrs=list(prof["lrs"]),
-                        data=prof["n"], published="MiLoRA Table 1 via PAPER.md §3",
-                        script="experiments/reference_commonsense.py")
-
     def extras(df):
         ordering, pairs = orderings(df)
         return {"ordering": ordering, "pairs": pairs}
 
-    run_stages("reference_commonsense", [([Row(m, m) for m in prof["methods"]], prof["tasks"], prof["seeds"])],
-               backbone=backbone, train_cfg=cfg, lrs=prof["lrs"], n=prof["n"], out_dir=out_dir, metadata=meta,
-               profile=args.profile, fresh=args.fresh, smoke=args.profile == "smoke", extras=extras)
+    run_table("reference_commonsense", __doc__, PROFILES, argv, script="experiments/reference_commonsense.py",
+              stages=lambda prof: [([Row(m, m) for m in prof["methods"]], prof["tasks"], prof["seeds"])],
+              extras=extras, metadata={"published": "MiLoRA Table 1 via PAPER.md §3"})
 
 
 if __name__ == "__main__":

@@ -20,10 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pandas as pd  # noqa: E402
 
 from iapt.backbones import DEFAULT_BACKBONE, TINY  # noqa: E402
-from iapt.engine import TrainConfig  # noqa: E402
 from iapt.errors import cli  # noqa: E402
-from iapt.grid import Row, compare_rows, run_stages, table_cli  # noqa: E402
-from iapt.runinfo import run_metadata  # noqa: E402
+from iapt.grid import Row, compare_rows, run_table  # noqa: E402
 from iapt.train import DEFAULT_LRS  # noqa: E402
 
 CORE = ["iapt", "lora", "prefix_tuning", "prompt_tuning"]
@@ -88,18 +86,10 @@ def verdicts(df: pd.DataFrame) -> pd.DataFrame:
 
 @cli
 def main(argv=None):
-    args, prof, backbone, out_dir = table_cli(__doc__, PROFILES, argv, dry_run=True)
-    if args.dry_run:
-        return dry_run(prof)
-    stages = prof["stages"]
-    cfg = TrainConfig(**prof["train"])
-    meta = run_metadata(profile=args.profile, backbone=backbone, train=cfg.to_dict(), lrs=list(prof["lrs"]),
-                        data=prof["n"], script="experiments/table1_glue.py")
-    stages = [([Row(m, m, size=prof.get("sizes", {}).get(m)) for m in methods], tasks, seeds)
-              for methods, tasks, seeds in stages]
-    run_stages("table1", stages, backbone=backbone, train_cfg=cfg, lrs=prof["lrs"], n=prof["n"], out_dir=out_dir,
-               metadata=meta, profile=args.profile, fresh=args.fresh, smoke=args.profile == "smoke",
-               extras=lambda df: {"verdicts": verdicts(df)})
+    run_table("table1", __doc__, PROFILES, argv, script="experiments/table1_glue.py",
+              stages=lambda prof: [([Row(m, m, size=prof.get("sizes", {}).get(m)) for m in methods], tasks, seeds)
+                                   for methods, tasks, seeds in prof["stages"]],
+              extras=lambda df: {"verdicts": verdicts(df)}, dry_run=dry_run)
 
 
 if __name__ == "__main__":

@@ -24,11 +24,9 @@ import pandas as pd  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
 from iapt.backbones import DEFAULT_BACKBONE, TINY  # noqa: E402
-from iapt.engine import TrainConfig  # noqa: E402
 from iapt.errors import cli  # noqa: E402
-from iapt.grid import Row, compare_rows, run_stages, table_cli  # noqa: E402
+from iapt.grid import Row, compare_rows, run_table  # noqa: E402
 from iapt.model import CONFIG_NAME, WEIGHTS_NAME  # noqa: E402
-from iapt.runinfo import run_metadata  # noqa: E402
 from iapt.train import DEFAULT_LRS  # noqa: E402
 
 ROWS = [Row(f"fixed {a}", "iapt", {"activation": a}) for a in ("relu", "gelu", "tanh", "silu")] + [
@@ -79,13 +77,8 @@ def verdicts(df: pd.DataFrame) -> pd.DataFrame:
 
 @cli
 def main(argv=None):
-    args, prof, backbone, out_dir = table_cli(__doc__, PROFILES, argv)
-    cfg = TrainConfig(**prof["train"])
-    meta = run_metadata(profile=args.profile, backbone=backbone, train=cfg.to_dict(), lrs=list(prof["lrs"]),
-                        data=prof["n"], script="experiments/table3_activation.py")
-    run_stages("table3", [(prof["rows"], prof["tasks"], prof["seeds"])], backbone=backbone, train_cfg=cfg,
-               lrs=prof["lrs"], n=prof["n"], out_dir=out_dir, metadata=meta, profile=args.profile, fresh=args.fresh,
-               smoke=args.profile == "smoke", extras=lambda df: {"verdicts": verdicts(df), "rationals": rationals(df)})
+    run_table("table3", __doc__, PROFILES, argv, script="experiments/table3_activation.py",
+              extras=lambda df: {"verdicts": verdicts(df), "rationals": rationals(df)})
 
 
 if __name__ == "__main__":

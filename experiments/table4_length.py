@@ -23,10 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pandas as pd  # noqa: E402
 
 from iapt.backbones import DEFAULT_BACKBONE, TINY  # noqa: E402
-from iapt.engine import TrainConfig  # noqa: E402
 from iapt.errors import cli  # noqa: E402
-from iapt.grid import Row, compare_rows, run_stages, table_cli  # noqa: E402
-from iapt.runinfo import run_metadata  # noqa: E402
+from iapt.grid import Row, compare_rows, run_table  # noqa: E402
 from iapt.train import DEFAULT_LRS  # noqa: E402
 
 DEFAULT = Row("IAPT (defaults)", "iapt", size=16)
@@ -74,13 +72,8 @@ def verdicts(df: pd.DataFrame) -> pd.DataFrame:
 
 @cli
 def main(argv=None):
-    args, prof, backbone, out_dir = table_cli(__doc__, PROFILES, argv)
-    cfg = TrainConfig(**prof["train"])
-    meta = run_metadata(profile=args.profile, backbone=backbone, train=cfg.to_dict(), lrs=list(prof["lrs"]),
-                        data=prof["n"], script="experiments/table4_length.py")
-    run_stages("table4", [(prof["rows"], prof["tasks"], prof["seeds"])], backbone=backbone, train_cfg=cfg,
-               lrs=prof["lrs"], n=prof["n"], out_dir=out_dir, metadata=meta, profile=args.profile, fresh=args.fresh,
-               smoke=args.profile == "smoke", extras=lambda df: {"verdicts": verdicts(df)})
+    run_table("table4", __doc__, PROFILES, argv, script="experiments/table4_length.py",
+              extras=lambda df: {"verdicts": verdicts(df)})
 
 
 if __name__ == "__main__":

@@ -133,7 +133,8 @@ def run_stages(table: str, stages: list[tuple[list[Row], list[str], list[int]]],
         write_results(df, out_dir / f"{table}.csv", meta)
         write_results(pd.concat(curve_frames, ignore_index=True), out_dir / f"{table}_curves.csv", meta)
         write_results(summarize(df, floors), out_dir / f"{table}_summary.csv", meta)
-        for suffix, extra in (extras(df) if extras else {}).items():
+        extra_frames = extras(df) if extras else {}
+        for suffix, extra in extra_frames.items():
             write_results(extra, out_dir / f"{table}_{suffix}.csv", meta)
     for path in out_dir.glob(f".{table}_stage*"):   # only there to survive interruptions
         path.unlink()
@@ -141,7 +142,7 @@ def run_stages(table: str, stages: list[tuple[list[Row], list[str], list[int]]],
     print(summary[[c for c in summary.columns if not c.endswith(("_spread", "_seeds", "code_versions"))]].to_string(index=False))
     if df["code_version"].nunique() > 1:
         print(f"note: {table} mixes code versions (see code_versions)")
-    print(f"wrote {out_dir / (table + '.csv')} and its _summary, _curves" + "".join(f", _{s}" for s in (extras(df) if extras else {})))
+    print(f"wrote {out_dir / (table + '.csv')} and its _summary, _curves" + "".join(f", _{s}" for s in extra_frames))
     return df
 
 
@@ -185,3 +186,22 @@ def compare_rows(df: pd.DataFrame, a: str, b: str, margin: float = 0.0, tasks: l
     diff, lo, hi = paired_bootstrap({t: sa[t] for t in common}, {t: sb[t] for t in common})
     return {"tasks": " ".join(common), "diff": diff, "ci_low": lo, "ci_high": hi, "margin": margin,
             "verdict": verdict(lo, hi, margin)}
+
+
+def run_table(table: str, doc: str, profiles: dict, argv, *, script: str, stages=None, extras=None, dry_run=None,
+              metadata: dict | None = None):
+    """A table script's whole main: flags, the profile's training settings and metadata, then its stages.
+
+    `stages(profile)` gives [(rows, tasks, seeds), ...] (default: the profile's rows × tasks × seeds);
+    `dry_run(profile)`, when given, adds --dry-run; `metadata` is added to the run's metadata."""
+    from .runinfo import run_metadata
+    args, prof, backbone, out_dir = table_cli(doc, profiles, argv, dry_run=dry_run is not None)
+    if dry_run is not None and args.dry_run:
+        return dry_run(prof)
+    cfg = TrainConfig(**prof["train"])
+    meta = run_metadata(profile=args.profile, backbone=backbone, train=cfg.to_dict(), lrs=list(prof["lrs"]),
+                        data=prof["n"], script=script, **(metadata or {}))
+    plan = stages(prof) if stages else [(prof["rows"], prof["tasks"], prof["seeds"])]
+    return run_stages(table, plan, backbone=backbone, train_cfg=cfg, lrs=prof["lrs"], n=prof["n"], out_dir=out_dir,
+                      metadata=meta, profile=args.profile, fresh=args.fresh, smoke=args.profile == "smoke",
+                      extras=extras)
