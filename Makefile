@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 PROFILE ?= cpu
 
-.PHONY: help setup test zeroshot overhead probe acceptance table1 table2 table3 table4 table5 reference clean-venv
+.PHONY: help setup test zeroshot overhead probe acceptance table1 table2 table2-backbone table3 table4 table5 reference clean-venv
 help:  ## list targets
 	@grep -E '^[a-z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
@@ -62,8 +62,11 @@ table5: setup  ## Table 5 (multi-tenant serving: IAPT vs unmerged LoRA, side by 
 reference: setup  ## our method ordering vs the published one on ARC-e/c, BoolQ, OBQA, PIQA -> results/reference_commonsense*.csv
 	$(PY) experiments/reference_commonsense.py --profile $(PROFILE)
 
-table2: setup  ## Table 2 (instruction tuning) -- not built yet, see README
-	@echo "Table 2 (instruction tuning, issue 6) is not implemented yet; see README 'Status'." >&2; exit 2
+table2: setup  ## Table 2 (instruction tuning on NI v1 -> held-out NI, MMLU, BBH via lm-eval; PROFILE=quick first) -> results/table2*.csv
+	$(PY) experiments/table2_instruct.py --profile $(PROFILE)
+
+table2-backbone: setup  ## which embedded backbone Table 2 uses, by measurement on NI dev data -> results/table2_backbone.csv
+	$(PY) experiments/table2_backbone.py
 
 clean-venv:  ## remove the virtual environment
 	rm -rf $(VENV)

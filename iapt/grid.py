@@ -56,8 +56,11 @@ def curve_rows(row: Row, task: str, seed: int, result: dict) -> list[dict]:
 
 def run_grid(rows: list[Row], tasks: list[str], seeds: list[int], *, backbone: str, train_cfg: TrainConfig, lrs,
              out_csv: Path, curves_csv: Path, metadata: dict, profile: str, budget="iapt", n: dict | None = None,
-             cells_dir: Path | None = None, fresh: bool = False) -> pd.DataFrame:
-    """Every (row, task, seed) cell in order; returns the rows DataFrame (also written to `out_csv`)."""
+             cells_dir: Path | None = None, fresh: bool = False, also_test=None) -> pd.DataFrame:
+    """Every (row, task, seed) cell in order; returns the rows DataFrame (also written to `out_csv`).
+
+    `also_test(result)`, when given, scores the cell's tuned model on further tasks: it returns one dict per
+    task ({"task", "test_metric", "n_test", "test_correct"}), each added as a row beside the cell's own."""
     records, curves, t0 = [], [], time.time()
     plan = [(r, t, s) for r in rows for t in tasks for s in seeds]
     chosen: dict[tuple, float] = {}
@@ -74,7 +77,9 @@ def run_grid(rows: list[Row], tasks: list[str], seeds: list[int], *, backbone: s
                           options=row.options, out_dir=out_dir, fresh=fresh, **(n or {}))
         if first:
             chosen[key] = result["chosen_lr"]
-        records.append(cell_row(row, task, seed, result, "searched" if first else f"seed {seeds[0]}", profile))
+        record = cell_row(row, task, seed, result, "searched" if first else f"seed {seeds[0]}", profile)
+        records.append(record)
+        records += [{**record, **extra} for extra in (also_test(result) if also_test else [])]
         curves += curve_rows(row, task, seed, result)
         meta = {**metadata, "wall_s_this_invocation": round(time.time() - t0, 1), "cells_done": len(records),
                 "cells_planned": len(plan)}
@@ -100,7 +105,7 @@ def summarize(df: pd.DataFrame, floors: pd.DataFrame | None = None) -> pd.DataFr
     out["code_versions"] = [" ".join(sorted(set(df[df.row == r]["code_version"]))) for r in order]
     if floors is not None and len(floors):
         floor_rows = []
-        for method in ("zero-shot", "majority-class", "chance"):
+        for method in [m for m in ("zero-shot", "majority-class", "chance") if m in set(floors.method)]:
             f = floors[floors.method == method].set_index("task")["metric"]
             rec = {"row": method, "trainable_params": 0, **{t: f.get(t, float("nan")) for t in tasks}}
             rec["average"] = pd.Series([rec[t] for t in tasks]).mean(skipna=False)
@@ -111,9 +116,10 @@ def summarize(df: pd.DataFrame, floors: pd.DataFrame | None = None) -> pd.DataFr
 
 def run_stages(table: str, stages: list[tuple[list[Row], list[str], list[int]]], *, backbone: str, train_cfg: TrainConfig,
                lrs, n: dict, out_dir: Path, metadata: dict, profile: str, fresh: bool = False, smoke: bool = False,
-               extras=None) -> pd.DataFrame:
+               extras=None, also_test=None, floors: pd.DataFrame | None = None) -> pd.DataFrame:
     """Run the stages in order; after each, rewrite <table>.csv, _curves.csv, _summary.csv and whatever
-    `extras(df)` returns ({suffix: DataFrame}), each with metadata that says which code versions it mixes."""
+    `extras(df)` returns ({suffix: DataFrame}), each with metadata that says which code versions it mixes.
+    `floors` (task, method, metric rows) replaces the zero-shot / majority / chance rows of results/zeroshot.csv."""
     from .runinfo import RESULTS
     frames, curve_frames = [], []
     for i, (rows, tasks, seeds) in enumerate(stages):
@@ -121,12 +127,12 @@ def run_stages(table: str, stages: list[tuple[list[Row], list[str], list[int]]],
         stage_csv = out_dir / f".{table}_stage{i}.csv"
         frames.append(run_grid(rows, tasks, seeds, backbone=backbone, train_cfg=train_cfg, lrs=lrs, out_csv=stage_csv,
                                curves_csv=stage_csv.with_name(stage_csv.stem + "_curves.csv"), metadata=metadata,
-                               profile=profile, n=n, cells_dir=out_dir / "cells" if smoke else None, fresh=fresh))
+                               profile=profile, n=n, cells_dir=out_dir / "cells" if smoke else None, fresh=fresh,
+                               also_test=also_test))
         curve_frames.append(pd.read_csv(stage_csv.with_name(stage_csv.stem + "_curves.csv")))
         df = pd.concat(frames, ignore_index=True)
-        zs = RESULTS / "zeroshot.csv"
-        floors = pd.read_csv(zs) if zs.exists() else None
-        if floors is not None:
+        if floors is None and (RESULTS / "zeroshot.csv").exists():
+            floors = pd.read_csv(RESULTS / "zeroshot.csv")
             floors = floors[(floors.backbone == backbone) & (floors.split == "test")]
         meta = {**metadata, "code_versions": sorted(set(df["code_version"])),
                 "mixed_code_versions": df["code_version"].nunique() > 1}
@@ -189,19 +195,25 @@ def compare_rows(df: pd.DataFrame, a: str, b: str, margin: float = 0.0, tasks: l
 
 
 def run_table(table: str, doc: str, profiles: dict, argv, *, script: str, stages=None, extras=None, dry_run=None,
-              metadata: dict | None = None):
+              metadata: dict | None = None, also_test=None, floors=None):
     """A table script's whole main: flags, the profile's training settings and metadata, then its stages.
 
     `stages(profile)` gives [(rows, tasks, seeds), ...] (default: the profile's rows × tasks × seeds);
-    `dry_run(profile)`, when given, adds --dry-run; `metadata` is added to the run's metadata."""
+    `dry_run(profile)`, when given, adds --dry-run; `metadata` (or `metadata(profile)`) is added to the run's metadata;
+    `also_test(profile, backbone)` and `floors(profile, backbone)` give run_stages' `also_test` and `floors`."""
     from .runinfo import run_metadata
     args, prof, backbone, out_dir = table_cli(doc, profiles, argv, dry_run=dry_run is not None)
     if dry_run is not None and args.dry_run:
         return dry_run(prof)
     cfg = TrainConfig(**prof["train"])
     meta = run_metadata(profile=args.profile, backbone=backbone, train=cfg.to_dict(), lrs=list(prof["lrs"]),
-                        data=prof["n"], script=script, **(metadata or {}))
+                        data=prof["n"], script=script, **((metadata(prof) if callable(metadata) else metadata) or {}))
     plan = stages(prof) if stages else [(prof["rows"], prof["tasks"], prof["seeds"])]
+    cells = sum(len(rows) * len(tasks) * len(seeds) for rows, tasks, seeds in plan)
+    print(f"{table}, profile {args.profile}: {cells} cells on {backbone}, {len(prof['lrs'])} learning-rate trial(s) "
+          f"on the first seed of each; {prof.get('expected', 'duration not measured yet')}. Finished cells are "
+          f"reused; rerun the same command to resume. Output: {out_dir}")
     return run_stages(table, plan, backbone=backbone, train_cfg=cfg, lrs=prof["lrs"], n=prof["n"], out_dir=out_dir,
                       metadata=meta, profile=args.profile, fresh=args.fresh, smoke=args.profile == "smoke",
-                      extras=extras)
+                      extras=extras, also_test=also_test(prof, backbone) if also_test else None,
+                      floors=floors(prof, backbone) if floors else None)

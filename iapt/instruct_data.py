@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import shutil
 import tarfile
 import tempfile
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from .backbones import cache_dir
 from .errors import UserError
-from .tasks import SPLIT_SEED
+from .tasks import SPLIT_SEED, Example
 
 ARCHIVE = "bigbench-1.0.0.tar.gz"
 PREFIX = "bigbench-1.0.0/bigbench/benchmark_tasks/"
@@ -118,3 +119,61 @@ def mmlu_examples(split: str = "validation", subjects: list[str] | None = None) 
             out.append({"subject": subject, "question": r["question"], "options": list(r["choices"]),
                         "label": int(r["answer"]), "uid": f"{subject}/{split}/{i}"})
     return out
+
+
+# --- the instruction-tuning tasks as `iapt.tasks` Examples (Table 2) -------------------------------------
+# Caps per subtask / subject / BBH task; the examples are interleaved round-robin over them (each shuffled
+# with SPLIT_SEED), so the first N of a split is a stratified subset and profiles can simply take a prefix.
+NI_CAP = {"train": 100, "dev": 40, "test": 50}
+MMLU_CAP, BBH_CAP = 20, 200
+_DEFINITION_END = re.compile(r"\s*(?:Things to [Aa]void|Emphasis ?[/&] ?Caution|Prompt)\s*:")
+
+
+def short_definition(definition: str) -> str:
+    """NI v1's "Definition:" section alone; the "Things to Avoid", "Emphasis/Caution" and "Prompt" sections
+    that follow it triple the prompt length (median 65 → 150 tokens), which this CPU cannot afford."""
+    return _DEFINITION_END.split(definition)[0].strip()
+
+
+def _interleave(groups: dict[str, list], cap: int, seed: int = SPLIT_SEED) -> list:
+    shuffled = []
+    for i, name in enumerate(sorted(groups)):
+        items = list(groups[name])
+        random.Random(seed + i).shuffle(items)
+        shuffled.append(items[:cap])
+    return [group[k] for k in range(max(map(len, shuffled), default=0)) for group in shuffled if k < len(group)]
+
+
+def _only_test(task: str, split: str) -> None:
+    if split != "test":
+        raise UserError(f"{task} is evaluation only (held out from instruction tuning): it has no {split!r} split")
+
+
+def ni_split(split: str) -> list[Example]:
+    """train: the 43 training subtasks; dev: the 6 dev subtasks (early stopping, Θ); test: the 12 held out."""
+    subtasks = ni_split_subtasks()[{"train": "train", "dev": "dev", "test": "heldout"}[split]]
+    groups = {}
+    for name in subtasks:
+        groups[name] = [Example({"definition": short_definition(e["definition"]), "input": e["input"].strip()}, None,
+                                tuple(o.strip() for o in e["outputs"]), e["uid"]) for e in ni_examples(name)]
+    return _interleave(groups, NI_CAP[split])
+
+
+def mmlu_split(split: str) -> list[Example]:
+    """MMLU's test split, MMLU_CAP per subject (57 subjects)."""
+    _only_test("mmlu", split)
+    groups = {}
+    for e in mmlu_examples("test"):
+        groups.setdefault(e["subject"], []).append(Example({"question": e["question"].strip()}, e["label"],
+                                                           tuple(o.strip() for o in e["options"]), e["uid"]))
+    return _interleave(groups, MMLU_CAP)
+
+
+def bbh_split(split: str) -> list[Example]:
+    """The 8 BBH-style BIG-bench tasks, BBH_CAP per task."""
+    _only_test("bbh", split)
+    groups = {}
+    for name in BBH_STYLE:
+        groups[name] = [Example({"prefix": e["prefix"] + "\n" if e["prefix"] else "", "input": e["input"].strip()},
+                                e["label"], tuple(e["options"]), e["uid"]) for e in bbh_style_examples(name)]
+    return _interleave(groups, BBH_CAP)

@@ -49,20 +49,29 @@ class PeftMethod(nn.Module):
             return self.peft_model.generate(input_ids=input_ids, attention_mask=attention_mask,
                                             max_new_tokens=max_new_tokens, **kwargs)
         # peft 0.21's generate for prompt/prefix tuning does not reproduce its own forward pass on
-        # transformers 5 (tests/test_methods.py shows it), and its forward ignores position ids, so padded
-        # rows would shift. Greedy decoding by full forward passes, one unpadded row at a time, is exact.
+        # transformers 5 (tests/test_methods.py shows it), and its forward ignores position ids, so left-padded
+        # rows would shift. Greedy decoding by full forward passes over a right-padded buffer is exact: each
+        # row's real tokens sit at positions 0..n-1 and causal attention never sees the padding after them.
         if kwargs.get("num_beams", 1) > 1:
             raise ValueError("beam search is not supported for prompt and prefix tuning here (greedy only)")
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        rows = []
-        for ids, mask in zip(input_ids, attention_mask.bool()):
-            cur = ids[mask][None]
-            for _ in range(max_new_tokens):
-                nxt = self(input_ids=cur).logits[:, -1].argmax(-1, keepdim=True)
-                cur = torch.cat([cur, nxt], 1)
-            rows.append(torch.cat([ids, cur[0, int(mask.sum()):]]))
-        return torch.stack(rows)
+        mask = attention_mask.bool()
+        lengths = mask.sum(1)
+        rows = torch.arange(len(input_ids), device=input_ids.device)
+        pad = kwargs.get("pad_token_id") or 0
+        buf = torch.full((len(input_ids), int(lengths.max()) + max_new_tokens), pad, dtype=input_ids.dtype,
+                         device=input_ids.device)
+        for i, (ids, m) in enumerate(zip(input_ids, mask)):
+            buf[i, :int(lengths[i])] = ids[m]
+        positions = torch.arange(buf.shape[1], device=buf.device)
+        for _ in range(max_new_tokens):
+            width = int(lengths.max())
+            logits = self(input_ids=buf[:, :width], attention_mask=(positions[:width] < lengths[:, None]).long()).logits
+            buf[rows, lengths] = logits[rows, lengths - 1].argmax(-1)
+            lengths = lengths + 1
+        new = torch.stack([buf[i, int(n) - max_new_tokens:int(n)] for i, n in enumerate(lengths)])
+        return torch.cat([input_ids, new], dim=1)
 
     def get_nb_trainable_parameters(self) -> tuple[int, int]:
         return self.peft_model.get_nb_trainable_parameters()

@@ -5,7 +5,7 @@
 
 The adapter's folder (written by `python -m iapt.train`, under its cell folder's `adapter/`) names its method,
 backbone and task. The text fills the task's input field (for tasks with several, e.g. rte, give the whole
-instruction as the text), in the task's format; for a classification task the answer is the label word with the highest log-likelihood; `--generate` (or an extractive task) decodes
+instruction as the text), in the task's format; for a classification task the answer is the label word with the highest log-likelihood; `--generate` (or an extractive or generation task) decodes
 greedily after the task's answer delimiter instead.
 """
 from __future__ import annotations
@@ -48,7 +48,7 @@ def main(argv=None) -> None:
     fields = re.findall(r"{(\w+)}", task.template)
     if len(fields) != 1:   # several inputs (e.g. rte): the text given is the whole instruction
         task, fields = replace(task, template="{text}", passage_field=None), ["text"]
-    if args.generate or task.kind == "extractive":
+    if args.generate or task.kind in ("extractive", "generation"):
         for text in args.text:
             prompt = task.prompt(Example({fields[0]: text}, None, (), "0"))
             batch = tokenizer(prompt, return_tensors="pt")

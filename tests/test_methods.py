@@ -114,3 +114,12 @@ def test_lpt_cached_generation_equals_uncached(arch):
     model = perturb(build_method("lpt", tiny_model(arch), size=4)).eval()
     kw = dict(input_ids=IDS, attention_mask=MASK, max_new_tokens=5, do_sample=False, pad_token_id=0)
     assert torch.equal(model.generate(**kw, use_cache=True), model.generate(**kw, use_cache=False))
+
+
+@pytest.mark.parametrize("name", ["prompt_tuning", "prefix_tuning"])
+def test_prompt_methods_batched_greedy_equals_each_row_alone(name):
+    model = perturb(build_method(name, tiny_model(), size=2)).eval()
+    out = model.generate(input_ids=IDS, attention_mask=MASK, max_new_tokens=5, pad_token_id=0)
+    for i in range(len(IDS)):
+        alone = model.generate(input_ids=IDS[i][MASK[i].bool()][None], max_new_tokens=5, pad_token_id=0)
+        assert torch.equal(out[i, -5:], alone[0, -5:])

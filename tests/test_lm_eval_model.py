@@ -1,0 +1,72 @@
+"""The lm-eval model `iapt`: it hands IAPT the instruction boundary and scores exactly as our own evaluator."""
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import randomize
+from iapt.backbones import TINY, load_backbone
+from iapt.data import collate, encode_pair
+from iapt.errors import UserError
+from iapt.methods import build_method
+
+
+@pytest.fixture(scope="module")
+def tiny_iapt():
+    base, tokenizer = load_backbone(TINY)
+    torch.manual_seed(0)
+    return randomize(build_method("iapt", base)).eval(), tokenizer
+
+
+def test_loglikelihood_passes_the_context_as_the_instruction(tiny_iapt):
+    from lm_eval.api.instance import Instance
+
+    from iapt.lm_eval_model import IAPTLM
+    model, tokenizer = tiny_iapt
+    context, continuation = "Definition: say yes.\nInput:\nIs it?\nAnswer:", " yes indeed"
+    lm = IAPTLM(model=model, tokenizer=tokenizer, batch_size=2)
+    (logp, greedy), = lm.loglikelihood([Instance("loglikelihood", {}, (context, continuation), 0)])
+
+    ctx, cont = encode_pair(tokenizer, context, continuation)
+
+    def by_hand(instruction_len: int) -> float:
+        batch = collate([{"input_ids": ctx + cont, "instruction_mask": [i < instruction_len for i in range(len(ctx + cont))]}],
+                        tokenizer.pad_token_id)
+        with torch.no_grad():
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                           instruction_mask=batch["instruction_mask"]).logits[0].log_softmax(-1)
+        return sum(logits[len(ctx) - 1 + i, t].item() for i, t in enumerate(cont))
+
+    assert logp == pytest.approx(by_hand(len(ctx)), abs=1e-4)
+    assert abs(by_hand(len(ctx) - 3) - by_hand(len(ctx))) > 1e-3, "the boundary must matter for this check to mean anything"
+    assert isinstance(greedy, bool)
+
+
+def test_lm_eval_route_agrees_with_our_evaluator_on_bbh(tiny_iapt):
+    sys.path.insert(0, "experiments")
+    from iapt.lm_eval_model import lm_eval_scores
+    from table2_instruct import own_scores
+    model, tokenizer = tiny_iapt
+    via_lm_eval = lm_eval_scores(model, tokenizer, {"bbh": 16, "mmlu": 8}, batch_size=4)
+    ours = own_scores(model, tokenizer, "bbh", 16, batch_size=4)
+    assert via_lm_eval["bbh"]["n"] == ours["n"] == 16 and via_lm_eval["mmlu"]["n"] == 8
+    assert sum(a != b for a, b in zip(via_lm_eval["bbh"]["correct"], ours["correct"])) <= 1
+
+
+def test_lm_eval_model_needs_an_adapter_or_a_backbone():
+    from iapt.lm_eval_model import IAPTLM
+    with pytest.raises(UserError, match="adapter="):
+        IAPTLM()
+    with pytest.raises(UserError, match="not a saved adapter"):
+        IAPTLM(adapter="/nonexistent")
+
+
+def test_lm_eval_cli_wrapper_registers_iapt_and_adds_our_tasks():
+    from iapt.lm_eval_cli import with_our_tasks
+    from iapt.lm_eval_model import TASKS_DIR
+    assert with_our_tasks(["run", "--model", "iapt"])[-2:] == ["--include_path", str(TASKS_DIR)]
+    assert with_our_tasks(["run", "--include_path", "x"]) == ["run", "--include_path", "x"]
+    out = subprocess.run([sys.executable, "-m", "iapt.lm_eval_cli", "run", "--help"], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0 and "--model_args" in out.stdout, out.stderr[-2000:]
