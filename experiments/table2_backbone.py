@@ -1,6 +1,6 @@
 """Which embedded backbone Table 2 uses, chosen by measurement on Natural Instructions dev data.
 
-    python experiments/table2_backbone.py            # about 20 min here -> results/table2_backbone.csv
+    python experiments/table2_backbone.py            # about 15 min here -> results/table2_backbone.csv
 
 For each embedded backbone, the same short LoRA run on NI (the same steps, lr and examples) gives: the dev
 ROUGE-L before tuning (step 0: LoRA starts as the identity), the best dev ROUGE-L after, their difference
@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pandas as pd  # noqa: E402
 
@@ -24,10 +25,11 @@ from iapt.engine import TrainConfig  # noqa: E402
 from iapt.errors import cli  # noqa: E402
 from iapt.runinfo import RESULTS, run_metadata, write_results  # noqa: E402
 from iapt.train import run_cell  # noqa: E402
+from table2_instruct import NI_TRAIN_CONFIG  # noqa: E402
 
 PROFILES = {
-    "smoke": dict(backbones=[TINY], n=dict(n_train=16, n_dev=8, n_test=8), train=dict(steps=4, eval_every=2, batch_size=4)),
-    "cpu": dict(backbones=list(EMBEDDED), n=dict(n_dev=48, n_test=48), train=dict(steps=40, eval_every=20, batch_size=8)),
+    "smoke": dict(backbones=[TINY], n=dict(n_train=16, n_dev=8, n_test=8), train=dict(steps=4, eval_every=2)),
+    "cpu": dict(backbones=list(EMBEDDED), n=dict(n_dev=32, n_test=32), train=dict(steps=30, eval_every=15)),
 }
 LR = 1e-3
 
@@ -40,7 +42,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     prof, t0 = PROFILES[args.profile], time.time()
     out = args.out_dir or (RESULTS if args.profile == "cpu" else Path(tempfile.mkdtemp(prefix="iapt-smoke-")))
-    cfg = TrainConfig(**prof["train"], patience=None, max_length=256)
+    cfg = TrainConfig(**{**NI_TRAIN_CONFIG, **prof["train"], "patience": None})
     recs = []
     for backbone in prof["backbones"]:
         result = run_cell("lora", "ni", backbone, train_cfg=cfg, lrs=(LR,), budget=None, **prof["n"])

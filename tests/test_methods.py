@@ -123,3 +123,15 @@ def test_prompt_methods_batched_greedy_equals_each_row_alone(name):
     for i in range(len(IDS)):
         alone = model.generate(input_ids=IDS[i][MASK[i].bool()][None], max_new_tokens=5, pad_token_id=0)
         assert torch.equal(out[i, -5:], alone[0, -5:])
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3"])
+@pytest.mark.parametrize("name", ["prompt_tuning", "prefix_tuning"])
+def test_prompt_methods_cached_decoding_equals_full_forward_decoding(name, arch):
+    model = perturb(build_method(name, tiny_model(arch), size=2)).eval()
+    kw = dict(input_ids=IDS, attention_mask=MASK, max_new_tokens=6, pad_token_id=0)
+    assert torch.equal(model.generate(**kw, use_cache=True), model.generate(**kw, use_cache=False))
+    right = torch.stack([torch.cat([r[m.bool()], r[~m.bool()]]) for r, m in zip(IDS, MASK)])   # right-padded
+    right_mask = MASK.flip(1)
+    assert torch.equal(model.generate(input_ids=right, attention_mask=right_mask, max_new_tokens=6)[:, -6:],
+                       model.generate(**kw)[:, -6:])
