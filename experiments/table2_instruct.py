@@ -49,7 +49,7 @@ PROFILES = {
                   train={**NI_TRAIN_CONFIG, "steps": 40, "eval_every": 40, "patience": None}),
     "cpu": dict(backbone=DEFAULT_BACKBONE, stages=[(CORE, ["ni"], [0, 1, 2]), (EXTENDED, ["ni"], [0, 1, 2])], lrs=DEFAULT_LRS,
                 n=dict(n_dev=36, n_test=180), eval_n={"mmlu": 228, "bbh": 160},
-                train={**NI_TRAIN_CONFIG, "steps": 80, "eval_every": 40, "patience": None}),
+                train={**NI_TRAIN_CONFIG, "steps": 60, "eval_every": 30, "patience": None}),
     "paper": dict(backbone="meta-llama/Llama-2-7b-hf", stages=[(CORE + EXTENDED, ["ni"], [0, 1, 2, 3, 4])], lrs=(1e-4,),
                   n={}, eval_n={"mmlu": None, "bbh": None},
                   train=dict(steps=10_000, batch_size=16, eval_every=200, patience=5, max_length=1024)),
