@@ -137,7 +137,9 @@ def generate_texts(model, tokenizer, prompts: list[str], max_new_tokens: int, ba
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False):
         idx = order[start:start + batch_size]
-        feats = [{"input_ids": tokenizer(prompts[i]).input_ids} for i in idx]
+        # the whole prompt is the instruction (IAPT, IDPG and LPT read it; training marks it the same way)
+        feats = [{"input_ids": ids, "instruction_mask": [True] * len(ids)}
+                 for ids in (tokenizer(prompts[i]).input_ids for i in idx)]
         batch = collate(feats, tokenizer.pad_token_id, side="left")
         with autocast(device, precision):
             out = model.generate(**model_inputs(model, batch), max_new_tokens=max_new_tokens, do_sample=False,

@@ -70,3 +70,21 @@ def test_lm_eval_cli_wrapper_registers_iapt_and_adds_our_tasks():
     out = subprocess.run([sys.executable, "-m", "iapt.lm_eval_cli", "run", "--help"], capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0 and "--model_args" in out.stdout, out.stderr[-2000:]
+
+
+def test_evaluator_generation_reads_the_prompt_as_the_instruction(tiny_iapt):
+    """Generation in the evaluator must mark the prompt as the instruction, as training does; otherwise IAPT
+    would pool over nothing and put its slots elsewhere at test time."""
+    from iapt.evaluation import generate_texts
+    model, tokenizer = tiny_iapt
+    prompts = ["Definition: copy the input.\nInput:\nabc\nAnswer:", "Say hi.\nAnswer:"]
+    texts = generate_texts(model, tokenizer, prompts, max_new_tokens=5, batch_size=2)
+    for prompt, text in zip(prompts, texts):
+        ids = tokenizer(prompt).input_ids
+        new = []
+        with torch.no_grad():
+            for _ in range(5):
+                seq = torch.tensor([ids + new])
+                instruction = torch.tensor([[True] * len(ids) + [False] * len(new)])
+                new.append(int(model(input_ids=seq, instruction_mask=instruction).logits[0, -1].argmax()))
+        assert text == tokenizer.decode(new, skip_special_tokens=True)
