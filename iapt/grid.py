@@ -121,7 +121,7 @@ def run_stages(table: str, stages: list[tuple[list[Row], list[str], list[int]]],
     `extras(df)` returns ({suffix: DataFrame}), each with metadata that says which code versions it mixes.
     `floors` (task, method, metric rows) replaces the zero-shot / majority / chance rows of results/zeroshot.csv."""
     from .runinfo import RESULTS
-    frames, curve_frames = [], []
+    frames, curve_frames, t0 = [], [], time.time()
     for i, (rows, tasks, seeds) in enumerate(stages):
         print(f"stage {i}: {len(rows)} rows × {len(tasks)} tasks × {len(seeds)} seeds")
         stage_csv = out_dir / f".{table}_stage{i}.csv"
@@ -135,7 +135,8 @@ def run_stages(table: str, stages: list[tuple[list[Row], list[str], list[int]]],
             floors = pd.read_csv(RESULTS / "zeroshot.csv")
             floors = floors[(floors.backbone == backbone) & (floors.split == "test")]
         meta = {**metadata, "code_versions": sorted(set(df["code_version"])),
-                "mixed_code_versions": df["code_version"].nunique() > 1}
+                "mixed_code_versions": df["code_version"].nunique() > 1,
+                "wall_s_this_invocation": round(time.time() - t0, 1)}
         write_results(df, out_dir / f"{table}.csv", meta)
         write_results(pd.concat(curve_frames, ignore_index=True), out_dir / f"{table}_curves.csv", meta)
         write_results(summarize(df, floors), out_dir / f"{table}_summary.csv", meta)

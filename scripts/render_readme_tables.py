@@ -102,8 +102,8 @@ def grid_summary_table(summary: pd.DataFrame, meta: dict) -> list[str]:
     return markdown(["method", "tunable params", *tasks, "average"], rows) + [
         "", f"Median over seeds ± half the range (seeds). {meta['backbone']}, profile {meta['profile']}, {t['steps']} "
             f"steps, batch {t['batch_size']}, lr trials {meta['lrs']}, dev evaluation every {t['eval_every']} steps; "
-            f"commit `{meta['git_commit'][:12]}`, code versions {', '.join(meta['code_versions'])}, {meta['device']}, "
-            f"{meta['cells_done']} of {meta['cells_planned']} cells of the last stage run."]
+            f"commit `{meta['git_commit'][:12]}`, code versions {', '.join(meta['code_versions'])}, {meta['device']}"
+            + (f", {meta['wall_s_this_invocation'] / 60:.0f} min." if "wall_s_this_invocation" in meta else ".")]
 
 
 def table2_table(summary: pd.DataFrame, meta: dict, folder: str = "") -> list[str]:
