@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pandas as pd  # noqa: E402
 import psutil  # noqa: E402
 import torch  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
 
 from iapt import IAPTConfig  # noqa: E402
 from iapt.backbones import DEFAULT_BACKBONE, TINY, load_backbone  # noqa: E402
@@ -153,7 +154,9 @@ def main(argv=None):
     servers, info = build_servers(backbone, max_tenants, device)
     vocab = servers["bare"].base_model.config.get_text_config().vocab_size
     rows = []
-    for factor, cfg in configs:
+    print(f"Table 5 ({args.profile}): {len(configs)} configurations x {len(METHODS)} methods x "
+          f"({repeats} repeats + warm-up) on {device}, {precision}; writing {out} after each configuration")
+    for factor, cfg in tqdm(configs, desc="table5 configurations", unit="cfg"):
         ids, mask, tenants = requests(cfg, vocab, device)
         times = {m: {"full": [], "first": [], "mem": []} for m in METHODS}
         for rep in range(repeats + 1):   # the first round is the warm-up
@@ -182,7 +185,7 @@ def main(argv=None):
                          "decode_ms_per_token": 1000 * (med - statistics.median(first)) / max(cfg["new"] - 1, 1),
                          "peak_memory_mb": max(times[m]["mem"]), "full_s_median": med, "repeats": repeats,
                          "precision": precision})
-        print(f"{factor} {cfg}: " + ", ".join(f"{r['method']} {r['tokens_per_s']:.0f} tok/s" for r in rows[-len(METHODS):]))
+        tqdm.write(f"{factor} {cfg}: " + ", ".join(f"{r['method']} {r['tokens_per_s']:.0f} tok/s" for r in rows[-len(METHODS):]))
         df = pd.DataFrame(rows)
         write_results(df, out, run_metadata(device=device, backbone=backbone, precision=precision, profile=args.profile,
                                             seeds=[0], repeats=repeats, central=prof["central"],
