@@ -126,6 +126,8 @@ def configurations(central: dict, vary: dict) -> list[tuple[str, dict]]:
     for factor, values in vary.items():
         for v in values:
             cfg = {**central, factor: v}
+            if factor == "batch":   # fewer requests than tenants: every request its own tenant
+                cfg["tenants"] = min(cfg["tenants"], v)
             if cfg["tenants"] <= cfg["batch"] and cfg != central:
                 out.append((factor, cfg))
     return out

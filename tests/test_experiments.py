@@ -82,6 +82,14 @@ def test_table1_paper_dry_run_counts_parameters(capsys):
     assert "83,927,424" in out       # IAPT at m = 320 on LLaMA-2 7B, as published
 
 
+def test_table5_varies_batch_below_the_central_tenant_count():
+    import table5_multitenant
+    configs = table5_multitenant.configurations(table5_multitenant.CENTRAL, table5_multitenant.PROFILES["cpu"]["vary"])
+    batch = {c["batch"]: c["tenants"] for factor, c in configs if factor == "batch"}
+    assert batch == {1: 1, 8: 8}     # the batch sweep is not dropped for having fewer requests than tenants
+    assert all(c["tenants"] <= c["batch"] for _, c in configs) and len(configs) == len({str(c) for _, c in configs})
+
+
 def test_table5_smoke_and_notebook(tmp_path):
     import table5_multitenant
     out = tmp_path / "out"
