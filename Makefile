@@ -10,6 +10,7 @@ export HF_DATASETS_OFFLINE := 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 PROFILE ?= cpu
+PROBE_TASK ?= sst2
 
 .PHONY: help setup test zeroshot overhead probe acceptance table1 table2 table2-backbone table3 table4 table5 reference clean-venv
 help:  ## list targets
@@ -71,5 +72,5 @@ table2-backbone: setup  ## which embedded backbone Table 2 uses, by measurement 
 clean-venv:  ## remove the virtual environment
 	rm -rf $(VENV)
 
-probe: setup  ## choose IAPT's defaults on the sst2 dev split -> results/iapt_defaults_probe.csv
-	$(PY) experiments/probe_iapt_defaults.py --profile $(PROFILE)
+probe: setup  ## choose IAPT's defaults on a dev split (PROBE_TASK=sst2 or ni) -> results/iapt_defaults_probe*.csv
+	$(PY) experiments/probe_iapt_defaults.py --profile $(PROFILE) --task $(PROBE_TASK)

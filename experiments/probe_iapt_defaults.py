@@ -1,6 +1,7 @@
-"""Choose IAPT's defaults by measurement on the sst2 *dev* split (never test).
+"""Choose IAPT's defaults by measurement on *dev* splits (never test).
 
-    python experiments/probe_iapt_defaults.py --profile cpu     # -> results/iapt_defaults_probe.csv
+    python experiments/probe_iapt_defaults.py --profile cpu              # sst2 -> results/iapt_defaults_probe.csv
+    python experiments/probe_iapt_defaults.py --profile cpu --task ni    # NI -> results/iapt_defaults_probe_ni.csv
 
 Each variant trains IAPT on the sst2 train split of the embedded SmolLM2 with the same steps, batch, learning
 rate and seed, and reports the dev accuracy at step 0 (what an untrained IAPT does to the frozen model) and
@@ -10,6 +11,11 @@ W_up = 0), each with the slots as prefix or between instruction and response; an
 before the instruction's last token (before_last), added after the engine's tests showed that `between`
 slots let only the last layer's generator reach a one-token response. Resumable: finished variants
 are kept in the CSV and skipped (unless --fresh).
+
+`--task ni` repeats the question for generation (Table 2: Natural Instructions, dev ROUGE-L on 6 training-side
+subtasks, Table 2's sequence length, batch and alternating Θ updates): ours/before_last with the slot base
+value the instruction mean (the default) against zero (the paper's), after Table 2's quick run found IAPT's
+untrained slots wrecking multi-token generation.
 """
 from __future__ import annotations
 
@@ -36,31 +42,42 @@ VARIANTS = {
     "ours/prefix": dict(placement="prefix", read="norm", slot_init="mean", up_init_std=0.0),
     "ours/between": dict(placement="between", read="norm", slot_init="mean", up_init_std=0.0),
     "ours/before_last": dict(placement="before_last", read="norm", slot_init="mean", up_init_std=0.0),
+    "ours/before_last/zero-slot": dict(placement="before_last", read="norm", slot_init="zero", up_init_std=0.0),
 }
-PROFILES = {
-    "smoke": dict(steps=3, batch=4, train=16, dev=8, eval_every=3, variants=["ours/between", "paper-literal/prefix"]),
-    "cpu": dict(steps=200, batch=8, train=None, dev=None, eval_every=50, variants=list(VARIANTS)),
+SMOKE = dict(steps=3, batch=4, train=16, dev=8, eval_every=3, variants=["ours/between", "paper-literal/prefix"])
+PROFILES = {   # per task; theta and max_length as the tables that use the task train
+    "sst2": {"smoke": {**SMOKE, "theta": "joint"},
+             "cpu": dict(steps=200, batch=8, train=None, dev=None, eval_every=50, theta="joint",
+                         variants=list(VARIANTS))},
+    "ni": {"smoke": {**SMOKE, "theta": "alternate", "max_length": 64},
+           "cpu": dict(steps=30, batch=4, train=None, dev=24, eval_every=15, theta="alternate", max_length=192,
+                       eval_batch_size=16, variants=["ours/before_last", "ours/before_last/zero-slot"])},
 }
 
 
 @cli
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)}")
+    ap.add_argument("--profile", default="cpu", help="smoke or cpu")
+    ap.add_argument("--task", default="sst2", help=f"one of {', '.join(PROFILES)}")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--bottleneck", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out-dir", type=Path)
     ap.add_argument("--fresh", action="store_true", help="recompute finished variants")
     args = ap.parse_args(argv)
-    if args.profile not in PROFILES:
-        raise unknown("profile", args.profile, PROFILES)
-    prof = PROFILES[args.profile]
-    out = (args.out_dir or (RESULTS if args.profile == "cpu" else Path(tempfile.mkdtemp(prefix="iapt-smoke-")))) / "iapt_defaults_probe.csv"
+    if args.task not in PROFILES:
+        raise unknown("task", args.task, PROFILES)
+    if args.profile not in PROFILES[args.task]:
+        raise unknown("profile", args.profile, PROFILES[args.task])
+    prof = PROFILES[args.task][args.profile]
+    filename = "iapt_defaults_probe.csv" if args.task == "sst2" else f"iapt_defaults_probe_{args.task}.csv"
+    out = (args.out_dir or (RESULTS if args.profile == "cpu" else Path(tempfile.mkdtemp(prefix="iapt-smoke-")))) / filename
     done = pd.read_csv(out) if out.exists() and not args.fresh else pd.DataFrame()
-    task = get_task("sst2")
-    train_ex = load_split("sst2", "train")[: prof["train"]]
-    dev_ex = load_split("sst2", "dev")[: prof["dev"]]
+    task = get_task(args.task)
+    train_ex = load_split(args.task, "train")[: prof["train"]]
+    dev_ex = load_split(args.task, "dev")[: prof["dev"]]
+    lengths = {k: prof[k] for k in ("max_length", "eval_batch_size") if k in prof}
     backbone = TINY if args.profile == "smoke" else DEFAULT_BACKBONE
     rows = done.to_dict("records")
     for name in prof["variants"]:
@@ -73,9 +90,11 @@ def main(argv=None):
         t0 = time.time()
         hist = train(model, tok, task, train_ex, dev_ex,
                      TrainConfig(steps=prof["steps"], batch_size=prof["batch"], lr=args.lr, seed=args.seed,
-                                 eval_every=prof["eval_every"], patience=None, theta="joint", theta_lr=args.lr))
-        rows.append({"variant": name, **VARIANTS[name], "backbone": backbone, "task": "sst2", "split": "dev",
+                                 eval_every=prof["eval_every"], patience=None, theta=prof["theta"], theta_lr=args.lr,
+                                 **lengths))
+        rows.append({"variant": name, **VARIANTS[name], "backbone": backbone, "task": args.task, "split": "dev",
                      "n_dev": len(dev_ex), "dev_acc_step0": hist["dev_metric"][0], "best_dev_acc": hist["best_dev_metric"],
+                     "metric": task.metric, "theta": prof["theta"],
                      "best_step": hist["best_step"], "dev_curve": " ".join(f"{s}:{m:.3f}" for s, m in zip(hist["dev_step"], hist["dev_metric"])),
                      "first_train_loss": hist["train_loss"][0], "last_train_loss": sum(hist["train_loss"][-10:]) / len(hist["train_loss"][-10:]),
                      "steps": prof["steps"], "batch": prof["batch"], "lr": args.lr, "bottleneck": args.bottleneck,
@@ -83,7 +102,7 @@ def main(argv=None):
                      "wall_s": round(time.time() - t0, 1), "code_version": COMMIT_AT_START})
         write_results(pd.DataFrame(rows), out, run_metadata(profile=args.profile, backbone=backbone, seeds=[args.seed],
                                                             script="experiments/probe_iapt_defaults.py"))
-        print(f"{name}: dev acc {hist['dev_metric'][0]:.3f} -> best {hist['best_dev_metric']:.3f}")
+        print(f"{name}: dev {task.metric} {hist['dev_metric'][0]:.3f} -> best {hist['best_dev_metric']:.3f}")
     print(pd.DataFrame(rows)[["variant", "dev_acc_step0", "best_dev_acc", "last_train_loss"]].to_string(index=False))
     print(f"wrote {out}")
 

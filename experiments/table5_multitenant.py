@@ -1,15 +1,19 @@
 """Table 5: one frozen backbone serving many tenants in one batch — IAPT against unmerged LoRA, side by side.
 
-    python experiments/table5_multitenant.py --profile cpu      # what `make table5` runs (~30 min here)
+    python experiments/table5_multitenant.py --profile cpu      # what `make table5` runs (about 30 min here)
+    python experiments/table5_multitenant.py --profile full     # every factor (hours on this CPU; for a GPU)
     python experiments/table5_multitenant.py --profile smoke    # tiny random model, temporary folder
 
-Around a central point (batch 32, 16 tenants, 64-token prompts, 32 new tokens) one factor varies at a time.
-Per configuration and method, after a warm-up, each repeat measures a full greedy generation (exactly N new
-tokens, end-of-sequence ignored) and a 1-token generation (time to first token); per-token decode latency
-is (full − first) / (N − 1). Methods run interleaved within each repeat, so machine noise hits all alike.
-Adapters are random, non-zero and distinct per tenant (speed does not depend on trained values); LoRA sits on
-every linear module at IAPT's tunable-parameter budget (and on q, v only as a second point).
-Output: table5.csv (+ .meta.json) in results/ (cpu), results/table5_gpu.csv when run on a GPU.
+Around a central point (batch 32, 16 tenants, 64-token prompts, 32 new tokens) one factor varies at a time:
+`cpu` varies the batch (1, 8) and the tenants (1, 32); `full` also 4 tenants, 32- and 128-token prompts and
+16 and 64 new tokens. Per configuration and method, after a short warm-up, each repeat times one greedy
+generation of exactly N new tokens (end-of-sequence ignored) with a clock that stamps every token: time to
+first token (prefill), per-token decode latency and tokens/s all come from the same run. Methods run
+interleaved within each repeat, so machine noise hits all alike. Adapters are random, non-zero and distinct
+per tenant (speed does not depend on trained values); LoRA sits on every linear module at IAPT's
+tunable-parameter budget (and on q, v only as a second point).
+Output (+ .meta.json), rewritten after each configuration: results/table5.csv (cpu), results/table5_full.csv
+(full on a CPU), results/table5_gpu.csv (any profile on a GPU, the device named in the metadata).
 """
 from __future__ import annotations
 
@@ -35,16 +39,21 @@ from iapt.evaluation import autocast, cpu_has_bf16  # noqa: E402
 from iapt.generator import build_generators  # noqa: E402
 from iapt.methods import count_trainable, size_for_budget  # noqa: E402
 from iapt.runinfo import RESULTS, run_metadata, write_results  # noqa: E402
-from iapt.serving import (BareBackbone, GatheredLoRA, PeftMixedLoRA, TenantIAPT, TenantPromptTuning,  # noqa: E402
-                          random_lora)
+from iapt.serving import (BareBackbone, GatheredLoRA, PeftMixedLoRA, StepClock, TenantIAPT,  # noqa: E402
+                          TenantPromptTuning, random_lora)
 
 CENTRAL = dict(batch=32, tenants=16, prompt=64, new=32)
 PROFILES = {
     "smoke": dict(backbone=TINY, central=dict(batch=4, tenants=2, prompt=8, new=4), repeats=1,
                   vary={"batch": [2], "tenants": [1]}),
-    "cpu": dict(backbone=DEFAULT_BACKBONE, central=CENTRAL, repeats=3,
-                vary={"batch": [1, 8], "tenants": [1, 4, 32], "prompt": [32, 128], "new": [16, 64]}),
+    # On this CPU a batch-32 prefill of 64 tokens takes ~10 s, so one configuration costs ~6 min.
+    "cpu": dict(backbone=DEFAULT_BACKBONE, central=CENTRAL, repeats=3, vary={"batch": [1, 8], "tenants": [1, 32]},
+                expected="about 30 min here"),
+    "full": dict(backbone=DEFAULT_BACKBONE, central=CENTRAL, repeats=3,
+                 vary={"batch": [1, 8], "tenants": [1, 4, 32], "prompt": [32, 128], "new": [16, 64]},
+                 expected="about 1.5 h on this CPU; minutes on a GPU"),
 }
+WARMUP_TOKENS = 2
 METHODS = ["bare", "iapt", "lora_gathered", "lora_qv_gathered", "lora_peft", "prompt_tuning"]
 
 
@@ -147,7 +156,7 @@ def main(argv=None):
     backbone, repeats = args.backbone or prof["backbone"], args.repeats or prof["repeats"]
     device = "cuda" if torch.cuda.is_available() else "cpu"
     precision = "bf16" if device == "cuda" or cpu_has_bf16() else "fp32"
-    name = "table5_gpu.csv" if device == "cuda" else "table5.csv"
+    name = "table5_gpu.csv" if device == "cuda" else "table5_full.csv" if args.profile == "full" else "table5.csv"
     out = (args.out_dir or (Path(tempfile.mkdtemp(prefix="iapt-smoke-")) if args.profile == "smoke" else RESULTS)) / name
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     configs = configurations(prof["central"], prof["vary"])
@@ -156,35 +165,33 @@ def main(argv=None):
     servers, info = build_servers(backbone, max_tenants, device)
     vocab = servers["bare"].base_model.config.get_text_config().vocab_size
     rows = []
-    print(f"Table 5 ({args.profile}): {len(configs)} configurations x {len(METHODS)} methods x "
-          f"({repeats} repeats + warm-up) on {device}, {precision}; writing {out} after each configuration")
+    print(f"Table 5 ({args.profile}): {len(configs)} configurations x {len(METHODS)} methods x {repeats} repeats "
+          f"(after a {WARMUP_TOKENS}-token warm-up) on {device}, {precision}; {prof.get('expected', '')}; writing {out} "
+          f"after each configuration")
+    clock = StepClock(sync)
     for factor, cfg in tqdm(configs, desc="table5 configurations", unit="cfg"):
         ids, mask, tenants = requests(cfg, vocab, device)
-        times = {m: {"full": [], "first": [], "mem": []} for m in METHODS}
-        for rep in range(repeats + 1):   # the first round is the warm-up
+        times = {m: {"full": [], "first": [], "decode": [], "mem": []} for m in METHODS}
+        for rep in range(repeats + 1):   # round 0 is the warm-up (same shapes, few tokens)
+            n = cfg["new"] if rep else WARMUP_TOKENS
             for m in METHODS:
-                for kind, n in (("first", 1), ("full", cfg["new"])):
-                    sync()
-                    with PeakMemory(device) as mem, autocast(device, precision):
-                        t0 = time.perf_counter()
-                        out_tokens = servers[m].generate(ids, mask, tenants, n)
-                        sync()
-                        elapsed = time.perf_counter() - t0
-                    assert out_tokens.shape == (cfg["batch"], n)
-                    if rep:
-                        times[m][kind].append(elapsed)
-                        if kind == "full":
-                            times[m]["mem"].append(mem.mb)
+                with PeakMemory(device) as mem, autocast(device, precision):
+                    out_tokens = servers[m].generate(ids, mask, tenants, n, clock=clock)
+                assert out_tokens.shape == (cfg["batch"], n) and len(clock.stamps) == n
+                if rep:
+                    for kind, value in (("full", clock.total_s), ("first", clock.first_token_s),
+                                        ("decode", clock.decode_s_per_token), ("mem", None)):
+                        times[m][kind].append(mem.mb if kind == "mem" else value)
         for m in METHODS:
-            full, first = times[m]["full"], times[m]["first"]
+            full = times[m]["full"]
             med = statistics.median(full)
             rows.append({"factor": factor, **cfg, "method": m, "size": info["sizes"].get(m, ""),
                          "tunable_params_per_tenant": info["params"][m],
                          "tokens_per_s": cfg["batch"] * cfg["new"] / med,
                          "tokens_per_s_min": cfg["batch"] * cfg["new"] / max(full),
                          "tokens_per_s_max": cfg["batch"] * cfg["new"] / min(full),
-                         "ttft_s": statistics.median(first),
-                         "decode_ms_per_token": 1000 * (med - statistics.median(first)) / max(cfg["new"] - 1, 1),
+                         "ttft_s": statistics.median(times[m]["first"]),
+                         "decode_ms_per_token": 1000 * statistics.median(times[m]["decode"]),
                          "peak_memory_mb": max(times[m]["mem"]), "full_s_median": med, "repeats": repeats,
                          "precision": precision})
         tqdm.write(f"{factor} {cfg}: " + ", ".join(f"{r['method']} {r['tokens_per_s']:.0f} tok/s" for r in rows[-len(METHODS):]))

@@ -31,6 +31,11 @@ metric_list:
 """
 
 
+def pinned_record(task: Task, ex: Example, prompt: str) -> dict:
+    """One multiple-choice document as every task YAML here reads it: prompt, choices (leading space), label."""
+    return {"prompt": prompt, "choices": [" " + c for c in candidates(task, ex)], "label": ex.label}
+
+
 def write_task(folder: Path, tokenizer, task: Task, examples: list[Example], max_length: int = DEFAULT_MAX_LENGTH) -> str:
     """Write <folder>/<task>.jsonl and its YAML; returns the lm-eval task name."""
     name = f"iapt_{task.name}"
@@ -39,7 +44,7 @@ def write_task(folder: Path, tokenizer, task: Task, examples: list[Example], max
         for ex in examples:
             cands = candidates(task, ex)
             prompt, _ = fit_prompt(tokenizer, task, ex, " " + max(cands, key=len), max_length)
-            f.write(json.dumps({"prompt": prompt, "choices": [" " + c for c in cands], "label": ex.label}) + "\n")
+            f.write(json.dumps(pinned_record(task, ex, prompt)) + "\n")
     (folder / f"{task.name}.yaml").write_text(YAML_TEMPLATE.format(task=name, data=data))
     return name
 

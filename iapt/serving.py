@@ -8,13 +8,17 @@
 - `TenantPromptTuning`: per-tenant input soft prompts gathered per row.
 - `BareBackbone`: no adapter, the upper bound.
 
-Every server has `generate(input_ids, attention_mask, tenant_ids, new_tokens)` returning only the new tokens
-(exactly `new_tokens`, end-of-sequence ignored, greedy) for left-padded prompts.
+Every server has `generate(input_ids, attention_mask, tenant_ids, new_tokens, clock=None)` returning only the
+new tokens (exactly `new_tokens`, end-of-sequence ignored, greedy) for left-padded prompts; a `StepClock`
+passed as `clock` records when each token was ready (time to first token and per-token latency from one run).
 """
 from __future__ import annotations
 
+import time
+
 import torch
 from torch import nn
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from .config import IAPTConfig
 from .generator import pool
@@ -28,9 +32,39 @@ def positions(mask: torch.Tensor) -> torch.Tensor:
     return (mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
-def _greedy(model, new_tokens: int, **inputs) -> torch.Tensor:
+class StepClock(StoppingCriteria):
+    """Never stops generation; stamps the time each new token is ready (generate calls it once per token)."""
+
+    def __init__(self, sync=lambda: None):
+        self.sync, self.stamps, self.start = sync, [], None
+
+    def begin(self) -> "StepClock":
+        self.sync()
+        self.stamps, self.start = [], time.perf_counter()
+        return self
+
+    def __call__(self, input_ids, scores, **kwargs):
+        self.sync()
+        self.stamps.append(time.perf_counter())
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+    @property
+    def first_token_s(self) -> float:
+        return self.stamps[0] - self.start
+
+    @property
+    def total_s(self) -> float:
+        return self.stamps[-1] - self.start
+
+    @property
+    def decode_s_per_token(self) -> float:
+        return (self.stamps[-1] - self.stamps[0]) / max(len(self.stamps) - 1, 1)
+
+
+def _greedy(model, new_tokens: int, clock: StepClock | None = None, **inputs) -> torch.Tensor:
+    criteria = StoppingCriteriaList([clock.begin()]) if clock is not None else None
     return model.generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
-                          pad_token_id=0)
+                          pad_token_id=0, stopping_criteria=criteria)
 
 
 class Tenants:
@@ -87,9 +121,9 @@ class TenantIAPT(nn.Module):
             self.model.generators[layer] = StackedGenerator([g[layer] for g in generator_sets], config, self.tenants)
 
     @torch.no_grad()
-    def generate(self, input_ids, attention_mask, tenant_ids, new_tokens: int) -> torch.Tensor:
+    def generate(self, input_ids, attention_mask, tenant_ids, new_tokens: int, clock=None) -> torch.Tensor:
         self.tenants.ids = tenant_ids
-        out = _greedy(self.model, new_tokens, input_ids=input_ids, attention_mask=attention_mask)
+        out = _greedy(self.model, new_tokens, clock, input_ids=input_ids, attention_mask=attention_mask)
         return out[:, input_ids.shape[1]:]
 
     def forward(self, input_ids, attention_mask, tenant_ids):
@@ -131,9 +165,10 @@ class GatheredLoRA(nn.Module):
         self._gathered = {k: (self.A[k][tenant_ids], self.B[k][tenant_ids]) for k in self.A}
 
     @torch.no_grad()
-    def generate(self, input_ids, attention_mask, tenant_ids, new_tokens: int) -> torch.Tensor:
+    def generate(self, input_ids, attention_mask, tenant_ids, new_tokens: int, clock=None) -> torch.Tensor:
         self._gather(tenant_ids)
-        return _greedy(self.base_model, new_tokens, input_ids=input_ids, attention_mask=attention_mask)[:, input_ids.shape[1]:]
+        return _greedy(self.base_model, new_tokens, clock, input_ids=input_ids,
+                       attention_mask=attention_mask)[:, input_ids.shape[1]:]
 
     def forward(self, input_ids, attention_mask, tenant_ids):
         self._gather(tenant_ids)
@@ -166,8 +201,8 @@ class PeftMixedLoRA(nn.Module):
         return [f"t{t}" for t in tenant_ids.tolist()]
 
     @torch.no_grad()
-    def generate(self, input_ids, attention_mask, tenant_ids, new_tokens: int) -> torch.Tensor:
-        out = _greedy(self.peft_model, new_tokens, input_ids=input_ids, attention_mask=attention_mask,
+    def generate(self, input_ids, attention_mask, tenant_ids, new_tokens: int, clock=None) -> torch.Tensor:
+        out = _greedy(self.peft_model, new_tokens, clock, input_ids=input_ids, attention_mask=attention_mask,
                       adapter_names=self._names(tenant_ids))
         return out[:, input_ids.shape[1]:]
 
@@ -191,9 +226,9 @@ class TenantPromptTuning(nn.Module):
         return torch.cat([soft.to(embeds.dtype), embeds], 1), mask
 
     @torch.no_grad()
-    def generate(self, input_ids, attention_mask, tenant_ids, new_tokens: int) -> torch.Tensor:
+    def generate(self, input_ids, attention_mask, tenant_ids, new_tokens: int, clock=None) -> torch.Tensor:
         embeds, mask = self._inputs(input_ids, attention_mask, tenant_ids)
-        return _greedy(self.base_model, new_tokens, inputs_embeds=embeds, attention_mask=mask)   # new tokens only
+        return _greedy(self.base_model, new_tokens, clock, inputs_embeds=embeds, attention_mask=mask)   # new tokens only
 
     def forward(self, input_ids, attention_mask, tenant_ids):
         embeds, mask = self._inputs(input_ids, attention_mask, tenant_ids)
@@ -207,8 +242,9 @@ class BareBackbone(nn.Module):
         self.base_model = base_model
 
     @torch.no_grad()
-    def generate(self, input_ids, attention_mask, tenant_ids, new_tokens: int) -> torch.Tensor:
-        return _greedy(self.base_model, new_tokens, input_ids=input_ids, attention_mask=attention_mask)[:, input_ids.shape[1]:]
+    def generate(self, input_ids, attention_mask, tenant_ids, new_tokens: int, clock=None) -> torch.Tensor:
+        return _greedy(self.base_model, new_tokens, clock, input_ids=input_ids,
+                       attention_mask=attention_mask)[:, input_ids.shape[1]:]
 
     def forward(self, input_ids, attention_mask, tenant_ids):
         return self.base_model(input_ids=input_ids, attention_mask=attention_mask,

@@ -52,14 +52,16 @@ def overhead_table(df: pd.DataFrame, meta: dict) -> list[str]:
 
 
 def probe_table(df: pd.DataFrame, meta: dict) -> list[str]:
+    metric = df["metric"].iloc[0] if "metric" in df else "acc"
     rows = [[r.variant, r.placement, r.read, r.slot_init, r.up_init_std, f"{r.dev_acc_step0:.3f}",
              f"{r.best_dev_acc:.3f} ({r.best_step})", f"{r.first_train_loss:.2f} → {r.last_train_loss:.2f}"]
             for r in df.itertuples()]
     r = df.iloc[0]
-    return markdown(["variant", "placement", "read", "slot", "W_up init std", "dev acc, untrained",
-                     "best dev acc (step)", "train loss first → last 10"], rows) + [
-        "", f"sst2 dev split (n = {r.n_dev}), {r.steps} steps, batch {r.batch}, lr {r.lr}, m = {r.bottleneck}, "
-            f"seed {r.seed}, {r.trainable_params:,} trainable parameters, one seed only."]
+    theta = f", Θ {r.theta}" if "theta" in df else ""
+    return markdown(["variant", "placement", "read", "slot", "W_up init std", f"dev {metric}, untrained",
+                     f"best dev {metric} (step)", "train loss first → last 10"], rows) + [
+        "", f"{r.task} dev split (n = {r.n_dev}), {r.steps} steps, batch {r.batch}, lr {r.lr}, m = {r.bottleneck}{theta}, "
+            f"seed {r.seed}, {r.trainable_params:,} trainable parameters, one seed only; commit `{meta['git_commit'][:12]}`."]
 
 
 def acceptance_table(df: pd.DataFrame, meta: dict) -> list[str]:
@@ -131,10 +133,42 @@ def table2_backbone_table(df: pd.DataFrame, meta: dict) -> list[str]:
             f"n = {df.n_dev.iloc[0]}, one seed; commit `{meta['git_commit'][:12]}`, {meta['device']}."]
 
 
+def table5_table(df: pd.DataFrame, meta: dict) -> list[str]:
+    """The central point (all methods), the ratios the issue sets targets for, and every factor's IAPT/LoRA ratios."""
+    def ratio(frame, a, b):
+        tps = frame.set_index("method")["tokens_per_s"]
+        return tps[a] / tps[b]
+    c = df[df.factor == "central"]
+    rows = [[r.method, r.size or "–", f"{r.tunable_params_per_tenant:,}", f"{r.tokens_per_s:.0f}",
+             f"{r.tokens_per_s_min:.0f}–{r.tokens_per_s_max:.0f}", f"{ratio(c, r.method, 'bare'):.2f}",
+             f"{ratio(c, 'iapt', r.method):.2f}", f"{r.ttft_s:.2f}", f"{r.decode_ms_per_token:.0f}",
+             f"{r.peak_memory_mb:.0f}"] for r in c.itertuples()]
+    r0 = c.iloc[0]
+    targets = [("bare", 0.9, "IAPT ÷ bare backbone"), ("lora_peft", 1.5, "IAPT ÷ peft mixed-batch LoRA"),
+               ("lora_gathered", 1.3, "IAPT ÷ gathered all-linear LoRA")]
+    met = "; ".join(f"{label} = **{ratio(c, 'iapt', m):.2f}** (target ≥ {t}: {'met' if ratio(c, 'iapt', m) >= t else 'not met'})"
+                    for m, t, label in targets)
+    factors = []
+    for (factor, batch, tenants, prompt, new), g in df.groupby(["factor", "batch", "tenants", "prompt", "new"], sort=False):
+        factors.append([factor, batch, tenants, prompt, new, f"{g.set_index('method').tokens_per_s['iapt']:.0f}",
+                        *(f"{ratio(g, 'iapt', m):.2f}" for m in ("bare", "lora_gathered", "lora_qv_gathered", "lora_peft",
+                                                               "prompt_tuning"))])
+    return markdown(["method", "size", "tunable params / tenant", "tokens/s", "min–max", "÷ bare", "IAPT ÷ this",
+                     "time to first token (s)", "decode ms / token", "peak memory (MB)"], rows) + [
+        "", f"Central point: batch {r0.batch}, {r0.tenants} tenants, {r0.prompt}-token prompts, {r0.new} new tokens. {met}.",
+        "", *markdown(["factor", "batch", "tenants", "prompt", "new", "IAPT tokens/s", "IAPT ÷ bare", "÷ LoRA gathered",
+                       "÷ LoRA q,v gathered", "÷ LoRA peft", "÷ prompt tuning"], factors),
+        "", f"{meta['backbone']}, {meta['precision']}, {meta['device']}, median of {meta['repeats']} interleaved repeats "
+            f"after a warm-up; commit `{meta['git_commit'][:12]}`, torch {meta['packages'].get('torch')}, wall time "
+            f"{meta['wall_time_s'] / 60:.0f} min."]
+
+
 # README block -> (results CSV, the make target that writes it, renderer)
 BLOCKS = {"zeroshot": ("zeroshot.csv", "zeroshot", zeroshot_table),
           "overhead": ("overhead.csv", "overhead", overhead_table),
           "probe": ("iapt_defaults_probe.csv", "probe", probe_table),
+          "probe_ni": ("iapt_defaults_probe_ni.csv", "probe PROBE_TASK=ni", probe_table),
+          "table5": ("table5.csv", "table5", table5_table),
           "acceptance": ("engine_acceptance.csv", "acceptance", acceptance_table),
           "table2": ("table2_summary.csv", "table2", table2_table),
           "table2_quick": ("quick/table2_summary.csv", "table2 PROFILE=quick",

@@ -36,6 +36,13 @@ def test_defaults_probe_smoke_trains_and_writes(tmp_path):
     assert len(pd.read_csv(tmp_path / "iapt_defaults_probe.csv")) == 2
 
 
+def test_defaults_probe_on_a_generation_task(tmp_path):
+    import probe_iapt_defaults
+    probe_iapt_defaults.main(["--profile", "smoke", "--task", "ni", "--out-dir", str(tmp_path)])
+    df = pd.read_csv(tmp_path / "iapt_defaults_probe_ni.csv")
+    assert set(df.metric) == {"rouge_l"} and set(df.theta) == {"alternate"} and df.best_dev_acc.between(0, 1).all()
+
+
 def test_engine_acceptance_smoke(tmp_path):
     import engine_acceptance
     engine_acceptance.main(["--profile", "smoke", "--out-dir", str(tmp_path)])

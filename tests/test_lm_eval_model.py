@@ -88,3 +88,23 @@ def test_evaluator_generation_reads_the_prompt_as_the_instruction(tiny_iapt):
                 instruction = torch.tensor([[True] * len(ids) + [False] * len(new)])
                 new.append(int(model(input_ids=seq, instruction_mask=instruction).logits[0, -1].argmax()))
         assert text == tokenizer.decode(new, skip_special_tokens=True)
+
+
+def test_generate_until_decodes_the_context_and_cuts_at_the_stop_strings(tiny_iapt):
+    """lm-eval's generate_until must give what our evaluator generates for the same prompt, cut before the
+    first stop string (and handle `until` given as one string)."""
+    from types import SimpleNamespace
+
+    from iapt.evaluation import generate_texts
+    from iapt.lm_eval_model import IAPTLM
+    model, tokenizer = tiny_iapt
+    lm = IAPTLM(model=model, tokenizer=tokenizer)
+    context = "Definition: copy the input.\nInput:\nabc\nAnswer:"
+    full = generate_texts(model, tokenizer, [context], max_new_tokens=8, batch_size=1)[0]
+    assert len(full) > 2, "the random tiny model should generate some text"
+    stop = full[len(full) // 2:][:2]
+    requests = [SimpleNamespace(args=(context, {"until": [], "max_gen_toks": 8})),
+                SimpleNamespace(args=(context, {"until": stop, "max_gen_toks": 8}))]
+    out = lm.generate_until(requests, disable_tqdm=True)
+    assert out[0] == full
+    assert out[1] == full.split(stop)[0] and len(out[1]) < len(full)

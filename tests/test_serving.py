@@ -5,7 +5,8 @@ import torch
 
 from conftest import randomize, tiny_model
 from iapt import IAPTConfig, get_iapt_model
-from iapt.serving import (BareBackbone, GatheredLoRA, PeftMixedLoRA, TenantIAPT, TenantPromptTuning, random_lora)
+from iapt.serving import (BareBackbone, GatheredLoRA, PeftMixedLoRA, StepClock, TenantIAPT, TenantPromptTuning,
+                          random_lora)
 
 # four left-padded requests of different lengths, from three tenants
 IDS = torch.tensor([[0, 0, 5, 6, 7, 8], [3, 4, 9, 5, 6, 7], [0, 0, 0, 9, 8, 7], [0, 11, 12, 13, 14, 15]])
@@ -76,3 +77,15 @@ def test_gathered_lora_equals_peft(built):
     gathered, peft_server = built["lora_gathered"][0], built["lora_peft"][0]
     torch.testing.assert_close(gathered(IDS, MASK, TENANTS), peft_server(IDS, MASK, TENANTS), atol=1e-5, rtol=1e-5)
     assert torch.equal(gathered.generate(IDS, MASK, TENANTS, NEW), peft_server.generate(IDS, MASK, TENANTS, NEW))
+
+
+@pytest.mark.parametrize("name", ["iapt", "lora_gathered", "lora_peft", "prompt_tuning"])
+def test_step_clock_times_every_token_without_changing_the_output(built, name):
+    """Table 5 reads time to first token and per-token latency from one run's clock: it must stamp each of the
+    N new tokens, in order, and leave the generated tokens as they are."""
+    server, _ = built[name]
+    clock = StepClock()
+    timed = server.generate(IDS, MASK, TENANTS, NEW, clock=clock)
+    assert torch.equal(timed, server.generate(IDS, MASK, TENANTS, NEW))
+    assert len(clock.stamps) == NEW and clock.stamps == sorted(clock.stamps)
+    assert 0 < clock.first_token_s <= clock.total_s and clock.decode_s_per_token > 0

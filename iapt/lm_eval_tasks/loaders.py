@@ -10,12 +10,12 @@ from __future__ import annotations
 def _dataset(task_name: str, n=None):
     from datasets import Dataset, DatasetDict
 
-    from iapt.tasks import candidates, get_task, load_split
+    from iapt.lm_eval_bridge import pinned_record
+    from iapt.tasks import get_task, load_split
     task = get_task(task_name)
     examples = load_split(task_name, "test")[: int(n) if n else None]
-    return DatasetDict({"test": Dataset.from_list([
-        {"prompt": task.prompt(ex), "choices": [" " + c for c in candidates(task, ex)], "label": ex.label,
-         "uid": ex.uid} for ex in examples])})
+    return DatasetDict({"test": Dataset.from_list([{**pinned_record(task, ex, task.prompt(ex)), "uid": ex.uid}
+                                                   for ex in examples])})
 
 
 def mmlu(n=None, **_metadata):
