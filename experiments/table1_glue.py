@@ -46,7 +46,7 @@ PROFILES = {
                   stages=[(["iapt", "prompt_tuning", "prefix_tuning", "idpg", "lpt", "lora", "adalora", "ia3"],
                            ["sst2", "rte", "qnli", "boolq", "copa", "record", "squad"], [0, 1, 2, 3, 4])],
                   lrs=(1e-4,), n={}, train=dict(steps=10_000, batch_size=16, eval_every=200, patience=5),
-                  sizes={"iapt": 320, "lora": 32, "prefix_tuning": 16}),
+                  sizes={"iapt": 320, "lora": 32, "prefix_tuning": 16}, data="hub"),
 }
 # LLaMA-2 7B's architecture, for the dry run without hub access (the published config's sizes).
 LLAMA2_7B = dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
@@ -61,7 +61,9 @@ def dry_run(prof: dict) -> None:
     from iapt.methods import count_trainable
     with torch.device("meta"):
         skeleton = LlamaForCausalLM(LlamaConfig(**LLAMA2_7B))
-    print(f"backbone {prof['backbone']} (architecture from its published config; weights not loaded)")
+    print(f"backbone {prof['backbone']} (architecture from its published config; weights not loaded); data: "
+          + ("the hub's GLUE/SuperGLUE/SQuAD under the paper's split protocol (iapt.hub_data)"
+             if prof.get("data") == "hub" else "the embedded data"))
     for methods, tasks, seeds in prof["stages"]:
         print(f"{len(methods)} methods × {len(tasks)} tasks ({', '.join(tasks)}) × {len(seeds)} seeds, "
               f"lr {prof['lrs']}, {prof['train']}")

@@ -56,7 +56,7 @@ def curve_rows(row: Row, task: str, seed: int, result: dict) -> list[dict]:
 
 def run_grid(rows: list[Row], tasks: list[str], seeds: list[int], *, backbone: str, train_cfg: TrainConfig, lrs,
              out_csv: Path, curves_csv: Path, metadata: dict, profile: str, budget="iapt", n: dict | None = None,
-             cells_dir: Path | None = None, fresh: bool = False, also_test=None) -> pd.DataFrame:
+             cells_dir: Path | None = None, fresh: bool = False, also_test=None, data: str = "embedded") -> pd.DataFrame:
     """Every (row, task, seed) cell in order; returns the rows DataFrame (also written to `out_csv`).
 
     `also_test(result)`, when given, scores the cell's tuned model on further tasks: it returns one dict per
@@ -74,7 +74,7 @@ def run_grid(rows: list[Row], tasks: list[str], seeds: list[int], *, backbone: s
         result = run_cell(row.method, task, backbone,
                           train_cfg=TrainConfig(**{**train_cfg.to_dict(), **row.train, "seed": seed}),
                           lrs=cell_lrs, budget=budget if row.size is None else None, size=row.size,
-                          options=row.options, out_dir=out_dir, fresh=fresh, **(n or {}))
+                          options=row.options, out_dir=out_dir, fresh=fresh, data=data, **(n or {}))
         if first:
             chosen[key] = result["chosen_lr"]
         record = cell_row(row, task, seed, result, "searched" if first else f"seed {seeds[0]}", profile)
@@ -116,7 +116,7 @@ def summarize(df: pd.DataFrame, floors: pd.DataFrame | None = None) -> pd.DataFr
 
 def run_stages(table: str, stages: list[tuple[list[Row], list[str], list[int]]], *, backbone: str, train_cfg: TrainConfig,
                lrs, n: dict, out_dir: Path, metadata: dict, profile: str, fresh: bool = False, smoke: bool = False,
-               extras=None, also_test=None, floors: pd.DataFrame | None = None) -> pd.DataFrame:
+               extras=None, also_test=None, floors: pd.DataFrame | None = None, data: str = "embedded") -> pd.DataFrame:
     """Run the stages in order; after each, rewrite <table>.csv, _curves.csv, _summary.csv and whatever
     `extras(df)` returns ({suffix: DataFrame}), each with metadata that says which code versions it mixes.
     `floors` (task, method, metric rows) replaces the zero-shot / majority / chance rows of results/zeroshot.csv."""
@@ -128,7 +128,7 @@ def run_stages(table: str, stages: list[tuple[list[Row], list[str], list[int]]],
         frames.append(run_grid(rows, tasks, seeds, backbone=backbone, train_cfg=train_cfg, lrs=lrs, out_csv=stage_csv,
                                curves_csv=stage_csv.with_name(stage_csv.stem + "_curves.csv"), metadata=metadata,
                                profile=profile, n=n, cells_dir=out_dir / "cells" if smoke else None, fresh=fresh,
-                               also_test=also_test))
+                               also_test=also_test, data=data))
         curve_frames.append(pd.read_csv(stage_csv.with_name(stage_csv.stem + "_curves.csv")))
         df = pd.concat(frames, ignore_index=True)
         if floors is None and (RESULTS / "zeroshot.csv").exists():
@@ -207,8 +207,9 @@ def run_table(table: str, doc: str, profiles: dict, argv, *, script: str, stages
     if dry_run is not None and args.dry_run:
         return dry_run(prof)
     cfg = TrainConfig(**prof["train"])
+    data = prof.get("data", "embedded")
     meta = run_metadata(profile=args.profile, backbone=backbone, train=cfg.to_dict(), lrs=list(prof["lrs"]),
-                        data=prof["n"], script=script, **((metadata(prof) if callable(metadata) else metadata) or {}))
+                        data=prof["n"], data_source=data, script=script, **((metadata(prof) if callable(metadata) else metadata) or {}))
     plan = stages(prof) if stages else [(prof["rows"], prof["tasks"], prof["seeds"])]
     cells = sum(len(rows) * len(tasks) * len(seeds) for rows, tasks, seeds in plan)
     print(f"{table}, profile {args.profile}: {cells} cells on {backbone}, {len(prof['lrs'])} learning-rate trial(s) "
@@ -217,4 +218,4 @@ def run_table(table: str, doc: str, profiles: dict, argv, *, script: str, stages
     return run_stages(table, plan, backbone=backbone, train_cfg=cfg, lrs=prof["lrs"], n=prof["n"], out_dir=out_dir,
                       metadata=meta, profile=args.profile, fresh=args.fresh, smoke=args.profile == "smoke",
                       extras=extras, also_test=also_test(prof, backbone) if also_test else None,
-                      floors=floors(prof, backbone) if floors else None)
+                      floors=floors(prof, backbone) if floors else None, data=data)

@@ -179,12 +179,23 @@ def split_sizes(n: int) -> dict[str, int]:
     return {"train": n - test - dev, "dev": dev, "test": test}
 
 
+DATA_SOURCES = ("embedded", "hub")
+
+
 @lru_cache(maxsize=None)
-def load_split(name: str, split: str) -> list[Example]:
-    """Deterministic re-split of the shipped validation set (seed SPLIT_SEED): test, then dev, then train."""
+def load_split(name: str, split: str, source: str = "embedded") -> list[Example]:
+    """Deterministic re-split of the shipped validation set (seed SPLIT_SEED): test, then dev, then train.
+
+    `source="hub"` (the paper profiles): the paper's protocol on the hub's train and validation splits
+    (`iapt.hub_data`); tasks that only exist on the hub always use it."""
     if split not in ("train", "dev", "test"):
         raise unknown("split", split, ("train", "dev", "test"))
+    if source not in DATA_SOURCES:
+        raise unknown("data source", source, DATA_SOURCES)
     task = get_task(name)
+    if source == "hub" or task.source.startswith("hub:"):
+        from .hub_data import hub_split   # imported late: it imports this module
+        return hub_split(name, split)
     if task.splits is not None:
         return task.splits(split)
     examples = load_examples(name)

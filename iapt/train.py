@@ -30,7 +30,7 @@ from .errors import UserError, cli, unknown
 from .evaluation import evaluate
 from .methods import METHODS, build_method, count_trainable, describe, load_method, save_method
 from .runinfo import CODE_AT_START, atomic_write_text, run_metadata
-from .tasks import EMBEDDED_TASKS, TASKS, get_task, load_split
+from .tasks import DATA_SOURCES, EMBEDDED_TASKS, TASKS, get_task, load_split
 
 DEFAULT_LRS = (1e-4, 1e-3, 1e-2)
 
@@ -54,8 +54,10 @@ def peak_memory_mb(device) -> float:
 def run_cell(method: str, task_name: str, backbone_name: str = DEFAULT_BACKBONE, *, train_cfg: TrainConfig,
              lrs=DEFAULT_LRS, budget: int | str | None = "iapt", size: int | None = None, options: dict | None = None,
              n_train: int | None = None, n_dev: int | None = None, n_test: int | None = None,
-             out_dir: Path | None = None, accelerator=None, progress: bool = True, fresh: bool = False) -> dict:
+             out_dir: Path | None = None, accelerator=None, progress: bool = True, fresh: bool = False,
+             data: str = "embedded") -> dict:
     """Learning-rate search on dev, then one test evaluation of the best trial; returns the result dict.
+    `data`: "embedded" (the shipped validation sets, re-split) or "hub" (the paper's protocol, `iapt.hub_data`).
 
     The cell folder is keyed by every setting and the package's code version: a finished cell is reused only
     when both match; `fresh` recomputes it."""
@@ -69,9 +71,9 @@ def run_cell(method: str, task_name: str, backbone_name: str = DEFAULT_BACKBONE,
     backbone, tokenizer = load_backbone(backbone_name)
     if budget == "iapt":
         budget = iapt_budget(backbone)
-    splits = {"train": load_split(task_name, "train")[:n_train], "dev": load_split(task_name, "dev")[:n_dev],
-              "test": load_split(task_name, "test")[:n_test]}
-    spec = {"method": method, "task": task_name, "backbone": backbone_name, "budget": budget, "size": size,
+    splits = {"train": load_split(task_name, "train", data)[:n_train], "dev": load_split(task_name, "dev", data)[:n_dev],
+              "test": load_split(task_name, "test", data)[:n_test]}
+    spec = {"method": method, "task": task_name, "data": data, "backbone": backbone_name, "budget": budget, "size": size,
             "options": options, "lrs": list(lrs), "train": {**train_cfg.to_dict(), "lr": None},
             "n": {k: len(v) for k, v in splits.items()}, "code": CODE_AT_START}
     out_dir = Path(out_dir) if out_dir else cache_dir() / "runs" / cell_id(spec)
@@ -175,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--train-examples", type=int, help="use only the first N training examples")
     ap.add_argument("--dev-examples", type=int, help="use only the first N dev examples")
     ap.add_argument("--test-examples", type=int, help="use only the first N test examples")
+    ap.add_argument("--data", default="embedded", choices=DATA_SOURCES,
+                    help="embedded: the shipped validation sets, re-split (offline); hub: the paper's protocol on the "
+                         "hub's GLUE/SuperGLUE/SQuAD (or a local copy under $IAPT_HUB_MIRROR)")
     ap.add_argument("--out-dir", type=Path, help="cell folder (default: under $IAPT_CACHE/runs)")
     ap.add_argument("--fresh", action="store_true", help="recompute the cell even if it finished before")
     return ap
@@ -195,7 +200,7 @@ def main(argv=None) -> None:
     result = run_cell(args.method, args.task, args.backbone, train_cfg=TrainConfig(**cfg_kwargs), lrs=lrs,
                       budget=parse_budget(args.budget), size=args.size, options=parse_options(args.option),
                       n_train=args.train_examples, n_dev=args.dev_examples, n_test=args.test_examples,
-                      out_dir=args.out_dir, fresh=args.fresh)
+                      out_dir=args.out_dir, fresh=args.fresh, data=args.data)
     if result:
         out = Path(result["adapter"]).parent
         print(f"{args.method} on {args.task}: {result['trainable_params']:,d} tunable parameters, lr {result['chosen_lr']:g}, "
