@@ -5,9 +5,9 @@
     python experiments/table4_length.py --profile cpu      # what `make table4` runs; hours, resumable
 
 Rows, each one change from IAPT's defaults (4 soft tokens, attention pooler, before_last slots, m = 16,
-layer-norm read, slot = instruction mean + output, W_up = 0): soft tokens 1, 2, 8, 16; mean, max and
-last-token pooling; prefix and between slots; bottleneck 4, 8, 32, 64; raw read, zero slot, small random
-W_up (each of our deviations undone alone); and two controls: the generators fed another example's instruction
+layer-norm read, slot = generator output, W_up = 0): soft tokens 1, 2, 8, 16; mean, max and
+last-token pooling; prefix and between slots; bottleneck 4, 8, 32, 64; raw read and small random W_up (each
+of our deviations undone alone), and slot = instruction mean + output (our former default); and two controls: the generators fed another example's instruction
 (the batch rolled by one) or a constant input (a per-layer learned prompt with the same generator). If IAPT
 does not beat the controls, reading the instruction is not what helps. Sizes are not re-matched: the token
 and bottleneck rows change the parameter count, which the CSV reports. Outputs as for Table 3:
@@ -33,7 +33,7 @@ ROWS = [DEFAULT] + [Row(f"{k} soft tokens", "iapt", {"num_soft_tokens": k}, size
     Row(f"placement {p}", "iapt", {"placement": p}, size=16) for p in ("prefix", "between")] + [
     Row(f"bottleneck {m}", "iapt", size=m) for m in (4, 8, 32, 64)] + [
     Row("read raw (paper)", "iapt", {"read": "raw"}, size=16),
-    Row("slot = output only (paper)", "iapt", {"slot_init": "zero"}, size=16),
+    Row("slot = instruction mean + output (ours, former default)", "iapt", {"slot_init": "mean"}, size=16),
     Row("W_up random 0.02", "iapt", {"up_init_std": 0.02}, size=16),
     Row("control: shuffled instruction", "iapt", {"generator_input": "shuffled"}, size=16),
     Row("control: constant input", "iapt", {"generator_input": "constant"}, size=16),

@@ -30,8 +30,9 @@ class IAPTConfig:
                 "[ours, the default by measurement on sst2 dev]"})
     read: str = field(default="norm", metadata={
         "help": "'raw': the generator reads raw hidden states; 'norm': the layer's own input norm of them [ours]"})
-    slot_init: str = field(default="mean", metadata={
-        "help": "'zero': slot = generator output (paper); 'mean': slot = mean instruction hidden state + output [ours]"})
+    slot_init: str = field(default="zero", metadata={
+        "help": "'zero': slot = generator output (paper; the default by measurement on sst2 and NI dev); 'mean': "
+                "slot = mean instruction hidden state + output [ours; breaks multi-token generation at init]"})
     up_init_std: float = field(default=0.0, metadata={
         "help": "std of the W_up initialisation; 0 = zeros, so an untrained IAPT leaves slots at their base value [ours]"})
     share: str = field(default="none", metadata={"help": f"cross-layer sharing of projections, one of {SHARING}"})

@@ -57,7 +57,7 @@ def probe_table(df: pd.DataFrame, meta: dict) -> list[str]:
              f"{r.best_dev_acc:.3f} ({r.best_step})", f"{r.first_train_loss:.2f} → {r.last_train_loss:.2f}"]
             for r in df.itertuples()]
     r = df.iloc[0]
-    theta = f", Θ {r.theta}" if "theta" in df else ""
+    theta = f", Θ {r.theta}" if "theta" in df and isinstance(r.theta, str) else ""
     return markdown(["variant", "placement", "read", "slot", "W_up init std", f"dev {metric}, untrained",
                      f"best dev {metric} (step)", "train loss first → last 10"], rows) + [
         "", f"{r.task} dev split (n = {r.n_dev}), {r.steps} steps, batch {r.batch}, lr {r.lr}, m = {r.bottleneck}{theta}, "
