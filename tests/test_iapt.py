@@ -25,11 +25,18 @@ def test_llama2_7b_parameter_count_matches_paper():
     assert trainable == 2 * 4096 * 320 * 32 + 320 * 4 * 32 + 12 * 32  # 83,927,424 ≈ 83.9 M (MiLoRA, Table 1)
 
 
-def step_by_step(model, ids, mask, steps):
+def step_by_step(model, ids, mask, steps, pad_id=0):
+    """Greedy decoding by full forward passes, with generate's end-of-sequence rule: a row that emitted EOS
+    continues with padding."""
+    eos = model.base_model.generation_config.eos_token_id
+    eos = torch.tensor([eos] if isinstance(eos, int) else (eos or []))
     cur, cur_mask, instr = ids, mask, mask.bool()
+    done = torch.zeros(len(ids), 1, dtype=torch.bool)
     for _ in range(steps):
         im = torch.cat([instr, torch.zeros(len(ids), cur.shape[1] - ids.shape[1], dtype=torch.bool)], 1)
         nxt = model(input_ids=cur, attention_mask=cur_mask, instruction_mask=im).logits[:, -1].argmax(-1, keepdim=True)
+        nxt = nxt.masked_fill(done, pad_id)
+        done = done | torch.isin(nxt, eos)
         cur, cur_mask = torch.cat([cur, nxt], 1), torch.cat([cur_mask, torch.ones_like(nxt)], 1)
     return cur
 
