@@ -179,9 +179,10 @@ def main(argv=None):
                     out_tokens = servers[m].generate(ids, mask, tenants, n, clock=clock)
                 assert out_tokens.shape == (cfg["batch"], n) and len(clock.stamps) == n
                 if rep:
-                    for kind, value in (("full", clock.total_s), ("first", clock.first_token_s),
-                                        ("decode", clock.decode_s_per_token), ("mem", None)):
-                        times[m][kind].append(mem.mb if kind == "mem" else value)
+                    times[m]["full"].append(clock.total_s)
+                    times[m]["first"].append(clock.first_token_s)
+                    times[m]["decode"].append(clock.decode_s_per_token)
+                    times[m]["mem"].append(mem.mb)
         for m in METHODS:
             full = times[m]["full"]
             med = statistics.median(full)

@@ -73,9 +73,14 @@ def _convert(name: str, records) -> list[Example]:
     return out
 
 
-@lru_cache(maxsize=None)
 def hub_split(name: str, split: str) -> list[Example]:
     """train / dev / test of a task under the paper's protocol, from the hub (or IAPT_HUB_MIRROR)."""
+    return _hub_parts(name)[split]
+
+
+@lru_cache(maxsize=None)
+def _hub_parts(name: str) -> dict[str, list[Example]]:
+    """All three parts of a task at once: the data set is loaded and converted once, not once per split."""
     if name not in HUB:
         raise UserError(f"task {name!r} has no hub source; tasks with one: {', '.join(HUB)}")
     data = _load(*HUB[name][:2])
@@ -91,4 +96,4 @@ def hub_split(name: str, split: str) -> list[Example]:
         random.Random(SPLIT_SEED).shuffle(order)
         parts = {"train": [train[i] for i in order[LARGE_DEV:]], "dev": [train[i] for i in order[:LARGE_DEV]],
                  "test": validation}
-    return parts[split]
+    return parts

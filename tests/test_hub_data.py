@@ -28,10 +28,10 @@ def mirror(tmp_path, monkeypatch):
     monkeypatch.setenv("IAPT_HUB_MIRROR", str(tmp_path))
     monkeypatch.setattr(hub_data, "SMALL_TRAIN", 20)   # sst2's 30 training examples count as "large"
     monkeypatch.setattr(hub_data, "LARGE_DEV", 5)
-    hub_data.hub_split.cache_clear()
+    hub_data._hub_parts.cache_clear()
     load_split.cache_clear()
     yield tmp_path
-    hub_data.hub_split.cache_clear()
+    hub_data._hub_parts.cache_clear()
     load_split.cache_clear()
 
 
