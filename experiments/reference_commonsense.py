@@ -26,8 +26,7 @@ from scipy.stats import kendalltau  # noqa: E402
 
 from iapt.backbones import DEFAULT_BACKBONE, TINY  # noqa: E402
 from iapt.errors import cli  # noqa: E402
-from iapt.grid import Row, per_example, run_table  # noqa: E402
-from iapt.train import DEFAULT_LRS  # noqa: E402
+from iapt.grid import CPU_LRS, CPU_N, CPU_TRAIN, Row, per_example, run_table  # noqa: E402
 
 TASKS = ["arc_easy", "arc_challenge", "boolq", "openbookqa", "piqa"]
 # MiLoRA (Zhang et al., 2024), Table 1, LLaMA-2 7B, accuracy % (as quoted in PAPER.md §3)
@@ -46,7 +45,7 @@ PROFILES = {
                   lrs=(1e-3, 1e-2), n=dict(n_dev=100, n_test=200),
                   train=dict(steps=100, batch_size=8, eval_every=25, patience=None)),
     "cpu": dict(backbone=DEFAULT_BACKBONE, methods=list(PUBLISHED.index), tasks=TASKS, seeds=[0, 1, 2],
-                lrs=DEFAULT_LRS, n={}, train=dict(steps=200, batch_size=8, eval_every=25, patience=4)),
+                lrs=CPU_LRS, n=CPU_N, train=CPU_TRAIN),
 }
 
 

@@ -21,8 +21,7 @@ import pandas as pd  # noqa: E402
 
 from iapt.backbones import DEFAULT_BACKBONE, TINY  # noqa: E402
 from iapt.errors import cli  # noqa: E402
-from iapt.grid import Row, compare_rows, run_table  # noqa: E402
-from iapt.train import DEFAULT_LRS  # noqa: E402
+from iapt.grid import CPU_LRS, CPU_N, CPU_TRAIN, Row, compare_rows, run_table  # noqa: E402
 
 CORE = ["iapt", "lora", "prefix_tuning", "prompt_tuning"]
 EXTENDED = ["idpg", "lpt", "adalora", "ia3"]
@@ -35,13 +34,12 @@ PROFILES = {
                   lrs=(1e-2,), n=dict(n_train=16, n_dev=8, n_test=8),
                   train=dict(steps=4, batch_size=4, eval_every=2, patience=None)),
     "quick": dict(backbone=DEFAULT_BACKBONE, stages=[(["iapt", "lora", "prefix_tuning"], ["sst2", "rte"], [0])],
-                  lrs=(1e-3, 1e-2), n=dict(n_dev=100, n_test=200),
-                  train=dict(steps=100, batch_size=8, eval_every=25, patience=None)),
+                  lrs=CPU_LRS, n=dict(CPU_N, n_test=200), train=CPU_TRAIN),
     "cpu": dict(backbone=DEFAULT_BACKBONE,
                 stages=[(CORE, ["sst2", "rte", "boolq", "copa"], [0, 1, 2]),               # the core grid
                         (EXTENDED, ["sst2", "rte", "boolq", "copa"], [0, 1, 2]),           # extended methods
                         (CORE + EXTENDED, ["mrpc", "cb", "squad"], [0, 1, 2])],            # extended tasks
-                lrs=DEFAULT_LRS, n={}, train=dict(steps=200, batch_size=8, eval_every=25, patience=4)),
+                lrs=CPU_LRS, n=CPU_N, train=CPU_TRAIN),
     "paper": dict(backbone="meta-llama/Llama-2-7b-hf",
                   stages=[(["iapt", "prompt_tuning", "prefix_tuning", "idpg", "lpt", "lora", "adalora", "ia3"],
                            ["sst2", "rte", "qnli", "boolq", "copa", "record", "squad"], [0, 1, 2, 3, 4])],

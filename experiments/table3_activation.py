@@ -25,9 +25,8 @@ from safetensors.torch import load_file  # noqa: E402
 
 from iapt.backbones import DEFAULT_BACKBONE, TINY  # noqa: E402
 from iapt.errors import cli  # noqa: E402
-from iapt.grid import Row, compare_rows, run_table  # noqa: E402
+from iapt.grid import CPU_LRS, CPU_N, CPU_TRAIN, Row, compare_rows, run_table  # noqa: E402
 from iapt.model import CONFIG_NAME, WEIGHTS_NAME  # noqa: E402
-from iapt.train import DEFAULT_LRS  # noqa: E402
 
 ROWS = [Row(f"fixed {a}", "iapt", {"activation": a}) for a in ("relu", "gelu", "tanh", "silu")] + [
     Row("relu below, gelu above", "iapt", {"activation": "relu>gelu"}),
@@ -45,8 +44,8 @@ PROFILES = {
     "quick": dict(backbone=DEFAULT_BACKBONE, rows=[ROWS[1], ROWS[6], ROWS[8]], tasks=["sst2"], seeds=[0],
                   lrs=(1e-3,), n=dict(n_dev=100, n_test=200), train=dict(steps=150, batch_size=8, eval_every=25,
                                                                          patience=None)),
-    "cpu": dict(backbone=DEFAULT_BACKBONE, rows=ROWS, tasks=TASKS, seeds=[0, 1, 2], lrs=DEFAULT_LRS, n={},
-                train=dict(steps=200, batch_size=8, eval_every=25, patience=4)),
+    "cpu": dict(backbone=DEFAULT_BACKBONE, rows=ROWS, tasks=TASKS, seeds=[0, 1, 2], lrs=CPU_LRS, n=CPU_N,
+                train=CPU_TRAIN),
 }
 
 

@@ -24,8 +24,7 @@ import pandas as pd  # noqa: E402
 
 from iapt.backbones import DEFAULT_BACKBONE, TINY  # noqa: E402
 from iapt.errors import cli  # noqa: E402
-from iapt.grid import Row, compare_rows, run_table  # noqa: E402
-from iapt.train import DEFAULT_LRS  # noqa: E402
+from iapt.grid import CPU_LRS, CPU_N, CPU_TRAIN, Row, compare_rows, run_table  # noqa: E402
 
 DEFAULT = Row("IAPT (defaults)", "iapt", size=16)
 ROWS = [DEFAULT] + [Row(f"{k} soft tokens", "iapt", {"num_soft_tokens": k}, size=16) for k in (1, 2, 8, 16)] + [
@@ -55,8 +54,8 @@ PROFILES = {
     "quick": dict(backbone=DEFAULT_BACKBONE, rows=[DEFAULT, ROWS[1], ROWS[-1]], tasks=["sst2"], seeds=[0],
                   lrs=(1e-3,), n=dict(n_dev=100, n_test=200), train=dict(steps=150, batch_size=8, eval_every=25,
                                                                          patience=None)),
-    "cpu": dict(backbone=DEFAULT_BACKBONE, rows=ROWS, tasks=TASKS, seeds=[0, 1, 2], lrs=DEFAULT_LRS, n={},
-                train=dict(steps=200, batch_size=8, eval_every=25, patience=4)),
+    "cpu": dict(backbone=DEFAULT_BACKBONE, rows=ROWS, tasks=TASKS, seeds=[0, 1, 2], lrs=CPU_LRS, n=CPU_N,
+                train=CPU_TRAIN),
 }
 
 

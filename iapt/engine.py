@@ -48,6 +48,7 @@ class TrainConfig:
     theta_lr: float = 1e-3               # ours; the paper's 1e-6 barely moves Θ in a few hundred steps
     theta_batch_size: int = 4            # Θ has 12 numbers per layer; a small dev batch suffices and halves the cost
     max_length: int = DEFAULT_MAX_LENGTH
+    group_by_length: bool = True         # batches of similar length (see Sampler): less padding, same examples
 
     def __post_init__(self):
         if self.theta not in THETA_MODES:
@@ -78,16 +79,43 @@ def load_trainable_state(model, state: dict) -> None:
 
 
 class Sampler:
-    """Endless shuffled passes over n items, reproducible from a seed and resumable from its state."""
+    """Endless shuffled passes over n items, reproducible from a seed and resumable from its state.
 
-    def __init__(self, n: int, seed: int):
+    With `lengths` and `batch_size`, each pass is cut into windows of up to GROUP_BATCHES batches, each window
+    sorted by length and its batches put back in random order (Hugging Face's `group_by_length`, with a small window):
+    a batch is padded to its longest item, so grouping similar lengths saves padded compute (measured at batch 8:
+    a third of the padded tokens on rte, boolq and Natural Instructions, a quarter on sst2), while the small window
+    keeps the batches' composition random from pass to pass."""
+
+    GROUP_BATCHES = 8
+
+    def __init__(self, n: int, seed: int, lengths: list[int] | None = None, batch_size: int | None = None):
         self.n, self.rng, self.order = n, random.Random(seed), []
+        self.lengths, self.batch_size = lengths, batch_size
+
+    def _grouped(self, items: list[int]) -> list[int]:
+        k, out = self.batch_size, []
+        # At least 4 windows per pass, or batches would be the same sorted slices every pass; small sets
+        # (fewer than 8 batches, e.g. copa's 50 training examples at batch 8) are not grouped at all.
+        window = k * min(self.GROUP_BATCHES, self.n // (4 * k))
+        if window <= k:
+            return items
+        for start in range(0, len(items), window):
+            part = sorted(items[start:start + window], key=lambda i: -self.lengths[i])
+            batches = [part[j:j + k] for j in range(0, len(part), k)]
+            rest = batches.pop() if len(batches[-1]) < k else []   # a partial batch stays last, to be completed
+            self.rng.shuffle(batches)
+            out += [i for b in batches for i in b] + rest
+        return out
 
     def take(self, k: int) -> list[int]:
         while len(self.order) < k:
             fresh = list(range(self.n))
             self.rng.shuffle(fresh)
-            self.order += fresh
+            if self.lengths is None:
+                self.order += fresh
+            else:   # the previous pass's remainder (< k items) joins this pass, so batches stay aligned to windows
+                self.order = self._grouped(self.order + fresh)
         out, self.order = self.order[:k], self.order[k:]
         return out
 
@@ -164,7 +192,11 @@ def train(model, tokenizer, task: Task, train_examples: list[Example], dev_examp
     sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_ratio * cfg.steps), cfg.steps)
     theta_opt = torch.optim.AdamW(theta, lr=cfg.theta_lr, weight_decay=0.0) if cfg.theta == "alternate" and theta else None
     wrapped = accelerator.prepare_model(model)
-    train_sampler, dev_sampler = Sampler(len(feats), cfg.seed), Sampler(len(dev_feats), cfg.seed + 1)
+    grouped = cfg.group_by_length
+    train_sampler = Sampler(len(feats), cfg.seed, [len(f["input_ids"]) for f in feats] if grouped else None,
+                            cfg.batch_size)
+    dev_sampler = Sampler(len(dev_feats), cfg.seed + 1, [len(f["input_ids"]) for f in dev_feats] if grouped else None,
+                          cfg.theta_batch_size)
     theta_init = rational_coefficients(model)
     state = {"step": 0, "best_metric": float("-inf"), "best_state": None, "best_step": 0, "since_best": 0,
              "stopped_early": False, "history": {"step": [], "train_loss": [], "dev_step": [], "dev_metric": []},

@@ -2,6 +2,7 @@
 only Θ, and a 2-process data-parallel run agrees with one process (real sst2 data, tiny random backbone)."""
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from iapt.backbones import TINY, load_backbone
-from iapt.engine import TrainConfig, rational_coefficients, trainable_state, train
+from iapt.engine import Sampler, TrainConfig, rational_coefficients, trainable_state, train
 from iapt.methods import METHODS, build_method
 from iapt.tasks import get_task, load_split
 
@@ -113,3 +114,28 @@ def test_cli_rejects_unknown_names():
     with pytest.raises(SystemExit) as e:
         train_cli.main(["--method", "lroa", "--task", "sst2"])
     assert e.value.code == 2
+
+
+def _padded_tokens(sampler, lengths, k, steps=60):
+    return sum(k * max(lengths[i] for i in sampler.take(k)) for _ in range(steps))
+
+
+def test_length_grouped_sampler_keeps_every_pass_and_resumes_but_pads_less():
+    rng = random.Random(0)
+    n, k = 160, 8
+    lengths = [rng.randint(5, 300) for _ in range(n)]
+    grouped = Sampler(n, 3, lengths, k)
+    passes = [[i for _ in range(n // k) for i in grouped.take(k)] for _ in range(3)]
+    assert all(sorted(p) == list(range(n)) for p in passes)     # n divisible by k: each pass is a permutation
+    assert passes[0] != passes[1]                                # and the batches change from pass to pass
+    odd = Sampler(n - 3, 3, lengths[:n - 3], k)                  # a remainder carries into the next pass
+    seen = [i for _ in range(n - 3) for i in odd.take(k)]        # n - 3 batches = k passes exactly
+    assert all(seen.count(i) == k for i in range(n - 3))
+    again = Sampler(n, 3, lengths, k)
+    again.take(k)
+    resumed = Sampler(n, 99, lengths, k)
+    resumed.load_state_dict(again.state_dict())
+    assert [again.take(k) for _ in range(30)] == [resumed.take(k) for _ in range(30)]
+    assert _padded_tokens(Sampler(n, 3, lengths, k), lengths, k) < 0.8 * _padded_tokens(Sampler(n, 3), lengths, k)
+    small, plain = Sampler(16, 3, lengths[:16], 4), Sampler(16, 3)   # too few batches to group: plain shuffling
+    assert [small.take(4) for _ in range(8)] == [plain.take(4) for _ in range(8)]
