@@ -12,7 +12,7 @@ export TOKENIZERS_PARALLELISM := false
 PROFILE ?= cpu
 PROBE_TASK ?= sst2
 
-.PHONY: help setup test zeroshot overhead probe acceptance table1 table2 table2-backbone table3 table4 table5 reference clean-venv
+.PHONY: help setup test zeroshot overhead probe acceptance table1 table2 table2-backbone table3 table4 table5 reference tables clean-venv
 help:  ## list targets
 	@grep -E '^[a-z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
@@ -68,6 +68,9 @@ table2: setup  ## Table 2 (instruction tuning on NI v1 -> held-out NI, MMLU, BBH
 
 table2-backbone: setup  ## which embedded backbone Table 2 uses, by measurement on NI dev data -> results/table2_backbone.csv
 	$(PY) experiments/table2_backbone.py
+
+# Serial on purpose: two torch jobs on one CPU run ~10x slower, not 2x. Each table resumes where it stopped.
+tables: table2 table1 table3 table4 reference  ## every trained table in turn (days on 2 cores; rerun to resume)
 
 clean-venv:  ## remove the virtual environment
 	rm -rf $(VENV)

@@ -42,8 +42,7 @@ PROFILES = {
                   lrs=(1e-2,), n=dict(n_train=16, n_dev=8, n_test=8),
                   train=dict(steps=4, batch_size=4, eval_every=2, patience=None)),
     "quick": dict(backbone=DEFAULT_BACKBONE, methods=["iapt", "lora", "prefix_tuning"], tasks=["arc_easy"], seeds=[0],
-                  lrs=(1e-3, 1e-2), n=dict(n_dev=100, n_test=200),
-                  train=dict(steps=100, batch_size=8, eval_every=25, patience=None)),
+                  lrs=CPU_LRS, n=dict(CPU_N, n_test=200), train=CPU_TRAIN),
     "cpu": dict(backbone=DEFAULT_BACKBONE, methods=list(PUBLISHED.index), tasks=TASKS, seeds=[0, 1, 2],
                 lrs=CPU_LRS, n=CPU_N, train=CPU_TRAIN),
 }

@@ -52,8 +52,7 @@ PROFILES = {
                   lrs=(1e-2,), n=dict(n_train=16, n_dev=8, n_test=8),
                   train=dict(steps=4, batch_size=4, eval_every=2, patience=None)),
     "quick": dict(backbone=DEFAULT_BACKBONE, rows=[DEFAULT, ROWS[1], ROWS[-1]], tasks=["sst2"], seeds=[0],
-                  lrs=(1e-3,), n=dict(n_dev=100, n_test=200), train=dict(steps=150, batch_size=8, eval_every=25,
-                                                                         patience=None)),
+                  lrs=CPU_LRS, n=dict(CPU_N, n_test=200), train=CPU_TRAIN),
     "cpu": dict(backbone=DEFAULT_BACKBONE, rows=ROWS, tasks=TASKS, seeds=[0, 1, 2], lrs=CPU_LRS, n=CPU_N,
                 train=CPU_TRAIN),
 }
