@@ -108,18 +108,43 @@ def grid_summary_table(summary: pd.DataFrame, meta: dict) -> list[str]:
             + (f", {meta['wall_s_this_invocation'] / 60:.0f} min." if "wall_s_this_invocation" in meta else ".")]
 
 
+def verdict_lines(name: str, other: str, folder: str = "") -> list[str]:
+    """A table's _verdicts.csv as markdown (scope "all" where the file has scopes); `other` names its column."""
+    verdicts = _read(f"{folder}{name}_verdicts.csv")
+    if verdicts is None or not len(verdicts):
+        return []
+    if "scope" in verdicts.columns:
+        verdicts = verdicts[verdicts.scope == "all"]
+    return ["", *markdown(["claim", "compared with", "difference", "95 % interval", "verdict"],
+                          [[r["claim"], r[other], f"{r['diff']:+.3f}", f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]",
+                            r["verdict"]] for r in verdicts.to_dict("records")])]
+
+
 def table2_table(summary: pd.DataFrame, meta: dict, folder: str = "") -> list[str]:
     lines = grid_summary_table(summary, meta)
-    check, verdicts = _read(f"{folder}table2_crosscheck.csv"), _read(f"{folder}table2_verdicts.csv")
+    check = _read(f"{folder}table2_crosscheck.csv")
     if check is not None:
         lines += ["", "lm-eval vs our evaluator on the same BBH examples: " + "; ".join(
             f"{r.row}: {r.lm_eval_metric:.3f} vs {r.own_evaluator_metric:.3f}, {int(r.disagreements)} of {int(r.n)} "
             f"examples differ" for r in check.itertuples()) + "."]
-    if verdicts is not None and len(verdicts):
-        v = verdicts[verdicts.scope == "all"]
-        lines += ["", *markdown(["claim", "IAPT vs", "difference", "95 % interval", "verdict"],
-                                [[r.claim, r.iapt_vs, f"{r.diff:+.3f}", f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}]", r.verdict]
-                                 for r in v.itertuples()])]
+    return lines + verdict_lines("table2", "iapt_vs", folder)
+
+
+def reference_lines(summary: pd.DataFrame, meta: dict) -> list[str]:
+    lines = grid_summary_table(summary, meta)
+    ordering = _read("reference_commonsense_ordering.csv")
+    if ordering is not None and len(ordering):
+        lines += ["", *markdown(["scope", "Kendall τ", "95 % interval", "pairs in published order", "95 % interval"],
+                                [[r.scope, f"{r.kendall_tau:+.2f}", f"[{r.tau_ci_low:+.2f}, {r.tau_ci_high:+.2f}]",
+                                  f"{r.pairs_in_published_order:.2f}", f"[{r.pairs_ci_low:.2f}, {r.pairs_ci_high:.2f}]"]
+                                 for r in ordering.itertuples()])]
+    pairs = _read("reference_commonsense_pairs.csv")
+    if pairs is not None and len(pairs):
+        p = pairs[pairs.scope == "average"]
+        lines += ["", *markdown(["published order (average)", "published difference", "ours", "95 % interval", "verdict"],
+                                [[f"{r.published_winner} > {r.published_loser}", f"{r.published_diff:+.3f}",
+                                  f"{r.our_diff:+.3f}", f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}]", r.verdict]
+                                 for r in p.itertuples()])]
     return lines
 
 
@@ -176,7 +201,14 @@ BLOCKS = {"zeroshot": ("zeroshot.csv", "zeroshot", zeroshot_table),
           "table2": ("table2_summary.csv", "table2", table2_table),
           "table2_quick": ("quick/table2_summary.csv", "table2 PROFILE=quick",
                            lambda df, meta: table2_table(df, meta, "quick/")),
-          "table2_backbone": ("table2_backbone.csv", "table2-backbone", table2_backbone_table)}
+          "table2_backbone": ("table2_backbone.csv", "table2-backbone", table2_backbone_table),
+          "table1": ("table1_summary.csv", "table1",
+                     lambda df, meta: grid_summary_table(df, meta) + verdict_lines("table1", "iapt_vs")),
+          "table3": ("table3_summary.csv", "table3",
+                     lambda df, meta: grid_summary_table(df, meta) + verdict_lines("table3", "learned_vs")),
+          "table4": ("table4_summary.csv", "table4",
+                     lambda df, meta: grid_summary_table(df, meta) + verdict_lines("table4", "defaults_vs")),
+          "reference": ("reference_commonsense_summary.csv", "reference", reference_lines)}
 
 
 def render(csv: str, target: str, table) -> str:
