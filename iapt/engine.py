@@ -27,6 +27,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from .data import DEFAULT_MAX_LENGTH, collate, encode, fit_prompt
 from .evaluation import autocast, evaluate, model_inputs
+from .positions import label_positions, logits_at, loss_at
 from .tasks import Example, Task, target
 
 THETA_MODES = ("alternate", "joint", "frozen")
@@ -250,8 +251,12 @@ def train(model, tokenizer, task: Task, train_examples: list[Example], dev_examp
 
     def batch_loss(features: list[dict], index: list[int]) -> torch.Tensor:
         batch = collate([features[i] for i in index], tokenizer.pad_token_id)
+        labels = batch["labels"].to(device)
         with autocast(device, cfg.precision):
-            return wrapped(**model_inputs(model, batch), labels=batch["labels"].to(device)).loss
+            if getattr(model, "adds_loss_terms", True):   # the model's own loss (AdaLoRA's penalty, any model)
+                return wrapped(**model_inputs(model, batch), labels=labels).loss
+            positions = label_positions(labels)          # the head only where a label is predicted
+            return loss_at(logits_at(wrapped, model_inputs(model, batch), positions), labels, positions)
 
     if state["step"] == 0 and not state["history"]["dev_step"]:
         dev_eval(0)

@@ -21,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .data import DEFAULT_MAX_LENGTH, collate, encode, fit_prompt
+from .positions import label_positions, logits_at
 from .tasks import Example, Task, candidates
 
 
@@ -61,11 +62,13 @@ def score_features(model, features: list[dict], pad_id: int, batch_size: int, pr
     for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False):
         idx = order[start:start + batch_size]
         batch = collate([{k: features[i][k] for k in ("input_ids", "labels", "instruction_mask")} for i in idx], pad_id)
+        all_labels = batch["labels"].to(device)
+        positions = label_positions(all_labels)                  # only continuation tokens need a logit row
         with autocast(device, precision):
-            logits = model(**model_inputs(model, batch)).logits
-        labels = batch["labels"][:, 1:].to(device)
-        scored = labels != -100                                   # only continuation tokens need a softmax
-        logp = torch.log_softmax(logits[:, :-1][scored].float(), -1)   # (tokens, V)
+            logits = logits_at(model, model_inputs(model, batch), positions)
+        labels = all_labels[:, positions + 1]
+        scored = labels != -100
+        logp = torch.log_softmax(logits[scored].float(), -1)   # (tokens, V)
         rows = scored.nonzero()[:, 0]
         token_logp = logp.gather(-1, labels[scored][:, None])[:, 0]
         per_row = torch.zeros(len(idx), device=device).index_add_(0, rows, token_logp)

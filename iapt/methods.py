@@ -37,7 +37,23 @@ class PeftMethod(nn.Module):
         super().__init__()
         self.peft_model = peft_model
 
-    def forward(self, input_ids, attention_mask=None, labels=None, **kwargs):
+    takes_logit_positions = True
+
+    @property
+    def adds_loss_terms(self) -> bool:
+        # AdaLoRA adds its orthogonality penalty to the loss its own forward computes: train it through that loss.
+        return self.peft_model.peft_config["default"].peft_type.value == "ADALORA"
+
+    def forward(self, input_ids, attention_mask=None, labels=None, logit_positions=None, **kwargs):
+        """Logits aligned with the caller's input_ids; with `logit_positions` (1-D, caller positions) only
+        there, (B, len, V), and no loss (see iapt.positions)."""
+        if logit_positions is not None:
+            config = self.peft_model.peft_config["default"]
+            shift = config.num_virtual_tokens if config.peft_type.value == "PROMPT_TUNING" else 0
+            out = self.peft_model(input_ids=input_ids, attention_mask=attention_mask,
+                                  logits_to_keep=logit_positions + shift, **kwargs)
+            out.loss = None
+            return out
         out = self.peft_model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, **kwargs)
         # prompt tuning returns rows for its virtual tokens first; the caller's positions are the last T
         out.logits = out.logits[:, -input_ids.shape[1]:]

@@ -84,6 +84,8 @@ def widen(input_ids, attention_mask, instruction_mask, k: int, placement: str, p
 
 class IAPTModel(nn.Module):
     reads_instruction = True  # the evaluator passes instruction_mask to models that set this
+    takes_logit_positions = True
+    adds_loss_terms = False
 
     def __init__(self, base_model: nn.Module, config: IAPTConfig):
         super().__init__()
@@ -178,16 +180,26 @@ class IAPTModel(nn.Module):
         return widen(input_ids, attention_mask, instruction_mask, self.config.num_soft_tokens,
                      self.config.placement, self.placeholder_id)
 
-    def forward(self, input_ids, attention_mask=None, instruction_mask=None, labels=None, **kwargs):
-        """Logits aligned with the caller's input_ids; loss = next-token CE where labels != -100."""
+    def forward(self, input_ids, attention_mask=None, instruction_mask=None, labels=None, logit_positions=None,
+                **kwargs):
+        """Logits aligned with the caller's input_ids; loss = next-token CE where labels != -100.
+
+        `logit_positions` (1-D, caller positions): return logits only there, (B, len, V), and no loss: the
+        backbone's head then runs on the union over rows of those positions, widened (see iapt.positions)."""
         w = self._widen(input_ids, attention_mask, instruction_mask)
+        index = w.logit_index if logit_positions is None else w.logit_index[:, logit_positions]
+        if logit_positions is not None:
+            keep = index.unique()
+            kwargs["logits_to_keep"], index = keep, torch.searchsorted(keep, index)
         self._widened = w
         try:
             out = self.base_model(input_ids=w.input_ids, attention_mask=w.attention_mask,
                                   position_ids=w.position_ids, use_cache=False, **kwargs)
         finally:
             self._widened = None
-        logits = out.logits.gather(1, w.logit_index[..., None].expand(-1, -1, out.logits.shape[-1]))
+        logits = out.logits.gather(1, index[..., None].expand(-1, -1, out.logits.shape[-1]))
+        if logit_positions is not None:
+            return CausalLMOutputWithPast(logits=logits)
         loss = None
         if labels is not None:
             loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=-100)
