@@ -2,8 +2,8 @@
 
 The learning rate is searched on the first seed of each (row, task) on the dev split; the other seeds train
 at the chosen rate (recorded as `lr_source`), so every method gets the same number of trials. After each
-cell the rows CSV and the learning-curves CSV are rewritten (write, then rename): an interrupted grid loses
-at most the cell in progress, and that cell itself resumes from its last checkpoint.
+cell the table's CSVs are rewritten from every cell so far (write, then rename): an interrupted grid loses at
+most the cell in progress, and that cell itself resumes from its last checkpoint.
 """
 from __future__ import annotations
 
@@ -62,19 +62,20 @@ def curve_rows(row: Row, task: str, seed: int, result: dict) -> list[dict]:
 
 
 def run_grid(rows: list[Row], tasks: list[str], seeds: list[int], *, backbone: str, train_cfg: TrainConfig, lrs,
-             out_csv: Path, curves_csv: Path, metadata: dict, profile: str, budget="iapt", n: dict | None = None,
-             cells_dir: Path | None = None, fresh: bool = False, also_test=None, data: str = "embedded") -> pd.DataFrame:
-    """Every (row, task, seed) cell in order; returns the rows DataFrame (also written to `out_csv`).
+             profile: str, on_cell=None, budget="iapt", n: dict | None = None, cells_dir: Path | None = None,
+             fresh: bool = False, also_test=None, data: str = "embedded") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every (row, task, seed) cell in order; returns the rows and learning-curve DataFrames.
 
+    `on_cell(rows_df, curves_df, cells_done)` is called after every cell with everything so far.
     `also_test(result)`, when given, scores the cell's tuned model on further tasks: it returns one dict per
     task ({"task", "test_metric", "n_test", "test_correct"}), each added as a row beside the cell's own."""
-    records, curves, t0 = [], [], time.time()
+    records, curves = [], []
     # Seed-major: the first seed of every row and task (with its lr search) comes first, so a run cut short
     # still holds a complete one-seed comparison; later seeds reuse the learning rate chosen there.
     plan = [(r, t, s) for s in seeds for r in rows for t in tasks]
     chosen: dict[tuple, float] = {}
-    bar = tqdm(plan, desc=f"{out_csv.stem} cells", unit="cell")
-    for row, task, seed in bar:
+    bar = tqdm(plan, desc="cells", unit="cell")
+    for done, (row, task, seed) in enumerate(bar, 1):
         bar.set_postfix_str(f"{row.name} {task} seed {seed}")
         key = (row.name, task)
         first = key not in chosen
@@ -90,11 +91,9 @@ def run_grid(rows: list[Row], tasks: list[str], seeds: list[int], *, backbone: s
         records.append(record)
         records += [{**record, **extra} for extra in (also_test(result) if also_test else [])]
         curves += curve_rows(row, task, seed, result)
-        meta = {**metadata, "wall_s_this_invocation": round(time.time() - t0, 1), "cells_done": len(records),
-                "cells_planned": len(plan)}
-        write_results(pd.DataFrame(records), out_csv, meta)
-        write_results(pd.DataFrame(curves), curves_csv, meta)
-    return pd.DataFrame(records)
+        if on_cell is not None:
+            on_cell(pd.DataFrame(records), pd.DataFrame(curves), done)
+    return pd.DataFrame(records), pd.DataFrame(curves)
 
 
 def summarize(df: pd.DataFrame, floors: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -126,39 +125,45 @@ def summarize(df: pd.DataFrame, floors: pd.DataFrame | None = None) -> pd.DataFr
 def run_stages(table: str, stages: list[tuple[list[Row], list[str], list[int]]], *, backbone: str, train_cfg: TrainConfig,
                lrs, n: dict, out_dir: Path, metadata: dict, profile: str, fresh: bool = False, smoke: bool = False,
                extras=None, also_test=None, floors: pd.DataFrame | None = None, data: str = "embedded") -> pd.DataFrame:
-    """Run the stages in order; after each, rewrite <table>.csv, _curves.csv, _summary.csv and whatever
-    `extras(df)` returns ({suffix: DataFrame}), each with metadata that says which code versions it mixes.
+    """Run the stages in order; after every cell, rewrite <table>.csv, _curves.csv, _summary.csv and whatever
+    `extras(df)` returns ({suffix: DataFrame}) from every cell so far, each with metadata that says how many of
+    the planned cells are done and which code versions they mix (an interrupted run leaves a complete, smaller table).
     `floors` (task, method, metric rows) replaces the zero-shot / majority / chance rows of results/zeroshot.csv."""
     from .runinfo import RESULTS
-    frames, curve_frames, t0 = [], [], time.time()
+    if floors is None and (RESULTS / "zeroshot.csv").exists():
+        floors = pd.read_csv(RESULTS / "zeroshot.csv")
+        floors = floors[(floors.backbone == backbone) & (floors.split == "test")]
+    planned = sum(len(rows) * len(tasks) * len(seeds) for rows, tasks, seeds in stages)
+    frames, curve_frames, extra_names, t0 = [], [], [], time.time()
+    done_before = 0
+
+    def publish(records: pd.DataFrame, curves: pd.DataFrame, done: int) -> None:
+        df = pd.concat(frames + [records], ignore_index=True)
+        meta = {**metadata, "code_versions": sorted(set(df["code_version"])),
+                "mixed_code_versions": df["code_version"].nunique() > 1, "cells_done": done_before + done,
+                "cells_planned": planned, "wall_s_this_invocation": round(time.time() - t0, 1)}
+        write_results(df, out_dir / f"{table}.csv", meta)
+        write_results(pd.concat(curve_frames + [curves], ignore_index=True), out_dir / f"{table}_curves.csv", meta)
+        write_results(summarize(df, floors), out_dir / f"{table}_summary.csv", meta)
+        for suffix, extra in (extras(df) if extras else {}).items():
+            write_results(extra, out_dir / f"{table}_{suffix}.csv", meta)
+            if suffix not in extra_names:
+                extra_names.append(suffix)
+
     for i, (rows, tasks, seeds) in enumerate(stages):
         print(f"stage {i}: {len(rows)} rows × {len(tasks)} tasks × {len(seeds)} seeds")
-        stage_csv = out_dir / f".{table}_stage{i}.csv"
-        frames.append(run_grid(rows, tasks, seeds, backbone=backbone, train_cfg=train_cfg, lrs=lrs, out_csv=stage_csv,
-                               curves_csv=stage_csv.with_name(stage_csv.stem + "_curves.csv"), metadata=metadata,
-                               profile=profile, n=n, cells_dir=out_dir / "cells" if smoke else None, fresh=fresh,
-                               also_test=also_test, data=data))
-        curve_frames.append(pd.read_csv(stage_csv.with_name(stage_csv.stem + "_curves.csv")))
-        df = pd.concat(frames, ignore_index=True)
-        if floors is None and (RESULTS / "zeroshot.csv").exists():
-            floors = pd.read_csv(RESULTS / "zeroshot.csv")
-            floors = floors[(floors.backbone == backbone) & (floors.split == "test")]
-        meta = {**metadata, "code_versions": sorted(set(df["code_version"])),
-                "mixed_code_versions": df["code_version"].nunique() > 1,
-                "wall_s_this_invocation": round(time.time() - t0, 1)}
-        write_results(df, out_dir / f"{table}.csv", meta)
-        write_results(pd.concat(curve_frames, ignore_index=True), out_dir / f"{table}_curves.csv", meta)
-        write_results(summarize(df, floors), out_dir / f"{table}_summary.csv", meta)
-        extra_frames = extras(df) if extras else {}
-        for suffix, extra in extra_frames.items():
-            write_results(extra, out_dir / f"{table}_{suffix}.csv", meta)
-    for path in out_dir.glob(f".{table}_stage*"):   # only there to survive interruptions
-        path.unlink()
+        records, curves = run_grid(rows, tasks, seeds, backbone=backbone, train_cfg=train_cfg, lrs=lrs, profile=profile,
+                                   on_cell=publish, n=n, cells_dir=out_dir / "cells" if smoke else None, fresh=fresh,
+                                   also_test=also_test, data=data)
+        frames.append(records)
+        curve_frames.append(curves)
+        done_before += len(rows) * len(tasks) * len(seeds)
+    df = pd.concat(frames, ignore_index=True)
     summary = pd.read_csv(out_dir / f"{table}_summary.csv")
     print(summary[[c for c in summary.columns if not c.endswith(("_spread", "_seeds", "code_versions"))]].to_string(index=False))
     if df["code_version"].nunique() > 1:
         print(f"note: {table} mixes code versions (see code_versions)")
-    print(f"wrote {out_dir / (table + '.csv')} and its _summary, _curves" + "".join(f", _{s}" for s in extra_frames))
+    print(f"wrote {out_dir / (table + '.csv')} and its _summary, _curves" + "".join(f", _{s}" for s in extra_names))
     return df
 
 

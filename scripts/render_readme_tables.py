@@ -101,7 +101,10 @@ def grid_summary_table(summary: pd.DataFrame, meta: dict) -> list[str]:
         params = f"{int(r['trainable_params']):,}" if r["trainable_params"] else "–"
         rows.append([r["row"], params, *cells, "–" if pd.isna(r["average"]) else f"{r['average']:.3f}"])
     t = meta["train"]
-    return markdown(["method", "tunable params", *tasks, "average"], rows) + [
+    done, planned = meta.get("cells_done"), meta.get("cells_planned")
+    partial = [f"**Partial run: {done} of {planned} planned cells done** (the run resumes where it stopped).", ""] \
+        if done is not None and planned and done < planned else []
+    return partial + markdown(["method", "tunable params", *tasks, "average"], rows) + [
         "", f"Median over seeds ± half the range (seeds). {meta['backbone']}, profile {meta['profile']}, {t['steps']} "
             f"steps, batch {t['batch_size']}, lr trials {meta['lrs']}, dev evaluation every {t['eval_every']} steps; "
             f"commit `{meta['git_commit'][:12]}`, code versions {', '.join(meta['code_versions'])}, {meta['device']}"

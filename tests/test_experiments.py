@@ -74,12 +74,34 @@ def test_table1_smoke_and_notebook(tmp_path):
     assert list(summary.row) == ["iapt", "lora", "prefix_tuning"] and (summary.sst2_seeds == 2).all()
     verdicts = pd.read_csv(out / "table1_verdicts.csv")
     assert set(verdicts.iapt_vs) == {"prefix_tuning", "lora"} and (verdicts.ci_low <= verdicts.ci_high).all()
-    assert json.loads((out / "table1.meta.json").read_text())["profile"] == "smoke"
-    assert not list(out.glob(".table1_stage*"))
+    meta = json.loads((out / "table1.meta.json").read_text())
+    assert meta["profile"] == "smoke" and meta["cells_done"] == meta["cells_planned"] == 12
+    assert rows.seed.tolist() == sorted(rows.seed)                      # seed-major: seed 0 of everything first
     table1_glue.main(["--profile", "smoke", "--out-dir", str(out)])        # finished cells are reused
     assert pd.read_csv(out / "table1.csv")["test_metric"].tolist() == rows["test_metric"].tolist()
     execute_notebook("table1.ipynb", out, tmp_path)
     assert {"table1_bars.png", "table1_params.png", "table1_curves.png"} <= {p.name for p in (tmp_path / "figures").iterdir()}
+
+
+def test_an_interrupted_table_leaves_a_complete_smaller_table(tmp_path, monkeypatch):
+    import table1_glue
+
+    import iapt.grid
+    real, calls = iapt.grid.run_cell, []
+
+    def interrupted_after_three(*args, **kwargs):
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(iapt.grid, "run_cell", interrupted_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        table1_glue.main(["--profile", "smoke", "--out-dir", str(tmp_path)])
+    rows = pd.read_csv(tmp_path / "table1.csv")
+    assert len(rows) == 3 and set(rows.seed) == {0}
+    assert json.loads((tmp_path / "table1_summary.meta.json").read_text())["cells_done"] == 3
+    assert set(pd.read_csv(tmp_path / "table1_summary.csv").row) >= set(rows.row)
 
 
 def test_table1_paper_dry_run_counts_parameters(capsys):
