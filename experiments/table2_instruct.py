@@ -53,8 +53,8 @@ PROFILES = {
     "cpu": dict(backbone=DEFAULT_BACKBONE, stages=[(CORE, ["ni"], [0, 1, 2]), (EXTENDED, ["ni"], [0, 1, 2])],
                 lrs=(1e-3, 1e-2), n=dict(n_dev=24, n_test=120), eval_n={"mmlu": 114, "bbh": 96},
                 train={**NI_TRAIN_CONFIG, "steps": 48, "eval_every": 24, "patience": None},
-                expected="at most 4 h here for the core grid (estimated from the quick run's step times, before "
-                         "batches were grouped by length), then the extended methods"),
+                expected="about 2.5 h here for the core grid (seed 0 of the four core methods took 73 min with "
+                         "the floors, seed 1 of IAPT 12.5 min; measured 2026-11-28), then the extended methods"),
     "paper": dict(backbone="meta-llama/Llama-2-7b-hf", stages=[(CORE + EXTENDED, ["ni"], [0, 1, 2, 3, 4])], lrs=(1e-4,),
                   n={}, eval_n={"mmlu": None, "bbh": None},
                   train=dict(steps=10_000, batch_size=16, eval_every=200, patience=5, max_length=1024)),
