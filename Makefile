@@ -12,7 +12,7 @@ export TOKENIZERS_PARALLELISM := false
 PROFILE ?= cpu
 PROBE_TASK ?= sst2
 
-.PHONY: help setup test zeroshot overhead probe acceptance table1 table2 table2-backbone table3 table4 table5 reference tables clean-venv
+.PHONY: help setup test zeroshot overhead probe acceptance table1 table2 table2-backbone table3 table4 table5 reference tables figures clean-venv
 help:  ## list targets
 	@grep -E '^[a-z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
@@ -71,6 +71,9 @@ table2-backbone: setup  ## which embedded backbone Table 2 uses, by measurement 
 
 # Serial on purpose: two torch jobs on one CPU run ~10x slower, not 2x. Each table resumes where it stopped.
 tables: table2 table1 table3 table4 reference  ## every trained table in turn (days on 2 cores; rerun to resume)
+
+figures: setup  ## execute the notebooks on the committed CSVs -> results/figures/*.png (NOTEBOOKS="table2 table5" for some)
+	$(PY) scripts/run_notebooks.py $(NOTEBOOKS)
 
 clean-venv:  ## remove the virtual environment
 	rm -rf $(VENV)

@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import run_notebooks  # noqa: E402
 import zeroshot  # noqa: E402
 
 
@@ -51,17 +53,9 @@ def test_engine_acceptance_smoke(tmp_path):
     assert json.loads((tmp_path / "engine_acceptance.meta.json").read_text())["profile"] == "smoke"
 
 
-def execute_notebook(name: str, results_dir: Path, tmp_path: Path) -> None:
-    import os
-
-    import nbformat
-    from nbclient import NotebookClient
-    nb = nbformat.read(Path(__file__).resolve().parents[1] / "notebooks" / name, as_version=4)
-    os.environ["IAPT_RESULTS"], os.environ["IAPT_FIGURES"] = str(results_dir), str(tmp_path / "figures")
-    try:
-        NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    finally:
-        del os.environ["IAPT_RESULTS"], os.environ["IAPT_FIGURES"]
+def execute_notebook(filename: str, results_dir: Path, tmp_path: Path) -> None:
+    """The same runner as `make figures`, on a smoke run's CSVs, figures into tmp_path/figures."""
+    run_notebooks.execute_notebook(filename.removesuffix(".ipynb"), results_dir, tmp_path / "figures", tmp_path)
 
 
 def test_table1_smoke_and_notebook(tmp_path):
@@ -180,7 +174,7 @@ def test_table2_smoke_and_notebook(tmp_path):
     table2_instruct.main(["--profile", "smoke", "--out-dir", str(out)])        # finished cells are reused
     assert pd.read_csv(out / "table2.csv")["test_metric"].tolist() == rows["test_metric"].tolist()
     execute_notebook("table2.ipynb", out, tmp_path)
-    assert (tmp_path / "figures" / "table2_bars.png").exists()
+    assert {"table2_bars.png", "table2_curves.png"} <= {p.name for p in (tmp_path / "figures").iterdir()}
 
 
 def test_table2_backbone_probe_smoke(tmp_path):
