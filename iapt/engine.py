@@ -15,6 +15,7 @@ split (redundantly), so all ranks take the same early-stopping decisions without
 """
 from __future__ import annotations
 
+import math
 import os
 import random
 import time
@@ -261,7 +262,7 @@ def train(model, tokenizer, task: Task, train_examples: list[Example], dev_examp
     if state["step"] == 0 and not state["history"]["dev_step"]:
         dev_eval(0)
         save_checkpoint()
-    done = state["stopped_early"] or state["step"] >= cfg.steps
+    done = state["stopped_early"] or state["step"] >= cfg.steps or state.get("diverged_at") is not None
     bar = tqdm(total=cfg.steps, initial=state["step"], desc=f"train {task.name} lr={cfg.lr:g}",
                disable=not (progress and accelerator.is_main_process))
     steps_this_call, t_start = 0, time.time()
@@ -271,7 +272,17 @@ def train(model, tokenizer, task: Task, train_examples: list[Example], dev_examp
         index = train_sampler.take(cfg.batch_size)[rank::world]
         loss = batch_loss(feats, index)
         accelerator.backward(loss)
-        accelerator.clip_grad_norm_(omega, cfg.clip)
+        grad_norm = accelerator.clip_grad_norm_(omega, cfg.clip)
+        mean_loss = accelerator.reduce(loss.detach(), "mean").item()
+        if not (math.isfinite(mean_loss) and torch.isfinite(torch.as_tensor(grad_norm)).all()):
+            # A non-finite loss or gradient would turn every parameter into NaN: end the trial before the
+            # update; its best dev state so far is what it reports, and `diverged_at` says so.
+            model.zero_grad(set_to_none=True)
+            state.update(step=step, diverged_at=step)
+            print(f"\nwarning: {task.name} lr={cfg.lr:g}: non-finite loss or gradient at step {step}; "
+                  f"the trial stops here and keeps its best dev state (step {state['best_step']})")
+            save_checkpoint()
+            break
         opt.step()
         sched.step()
         if hasattr(model, "update_and_allocate"):
@@ -283,7 +294,6 @@ def train(model, tokenizer, task: Task, train_examples: list[Example], dev_examp
             accelerator.backward(batch_loss(dev_feats, dev_index))
             theta_opt.step()
             model.zero_grad(set_to_none=True)
-        mean_loss = accelerator.reduce(loss.detach(), "mean").item()
         state["step"] = step
         state["history"]["step"].append(step)
         state["history"]["train_loss"].append(mean_loss)
@@ -306,7 +316,7 @@ def train(model, tokenizer, task: Task, train_examples: list[Example], dev_examp
     load_trainable_state(model, state["best_state"])
     model.eval()
     result = {**state["history"], "best_dev_metric": state["best_metric"], "best_step": state["best_step"],
-              "steps_run": state["step"], "stopped_early": state["stopped_early"],
+              "steps_run": state["step"], "stopped_early": state["stopped_early"], "diverged_at": state.get("diverged_at"),
               "train_wall_s": state["train_wall_s"], "eval_wall_s": state["eval_wall_s"]}
     if theta_init:
         result["theta_drift"] = theta_drift(theta_init, rational_coefficients(model))   # of the restored best state

@@ -63,7 +63,8 @@ def curve_rows(row: Row, task: str, seed: int, result: dict) -> list[dict]:
 
 def run_grid(rows: list[Row], tasks: list[str], seeds: list[int], *, backbone: str, train_cfg: TrainConfig, lrs,
              profile: str, on_cell=None, budget="iapt", n: dict | None = None, cells_dir: Path | None = None,
-             fresh: bool = False, also_test=None, data: str = "embedded") -> tuple[pd.DataFrame, pd.DataFrame]:
+             fresh: bool = False, also_test=None, data: str = "embedded",
+             reuse_code_versions: tuple[str, ...] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every (row, task, seed) cell in order; returns the rows and learning-curve DataFrames.
 
     `on_cell(rows_df, curves_df, cells_done)` is called after every cell with everything so far.
@@ -84,7 +85,8 @@ def run_grid(rows: list[Row], tasks: list[str], seeds: list[int], *, backbone: s
         result = run_cell(row.method, task, backbone,
                           train_cfg=TrainConfig(**{**train_cfg.to_dict(), **row.train, "seed": seed}),
                           lrs=cell_lrs, budget=budget if row.size is None else None, size=row.size,
-                          options=row.options, out_dir=out_dir, fresh=fresh, data=data, **(n or {}))
+                          options=row.options, out_dir=out_dir, fresh=fresh, data=data,
+                          reuse_code_versions=reuse_code_versions, **(n or {}))
         if first:
             chosen[key] = result["chosen_lr"]
         record = cell_row(row, task, seed, result, "searched" if first else f"seed {seeds[0]}", profile)
@@ -124,7 +126,8 @@ def summarize(df: pd.DataFrame, floors: pd.DataFrame | None = None) -> pd.DataFr
 
 def run_stages(table: str, stages: list[tuple[list[Row], list[str], list[int]]], *, backbone: str, train_cfg: TrainConfig,
                lrs, n: dict, out_dir: Path, metadata: dict, profile: str, fresh: bool = False, smoke: bool = False,
-               extras=None, also_test=None, floors: pd.DataFrame | None = None, data: str = "embedded") -> pd.DataFrame:
+               extras=None, also_test=None, floors: pd.DataFrame | None = None, data: str = "embedded",
+               reuse_code_versions: tuple[str, ...] = ()) -> pd.DataFrame:
     """Run the stages in order; after every cell, rewrite <table>.csv, _curves.csv, _summary.csv and whatever
     `extras(df)` returns ({suffix: DataFrame}) from every cell so far, each with metadata that says how many of
     the planned cells are done and which code versions they mix (an interrupted run leaves a complete, smaller table).
@@ -141,7 +144,10 @@ def run_stages(table: str, stages: list[tuple[list[Row], list[str], list[int]]],
         df = pd.concat(frames + [records], ignore_index=True)
         meta = {**metadata, "code_versions": sorted(set(df["code_version"])),
                 "mixed_code_versions": df["code_version"].nunique() > 1, "cells_done": done_before + done,
-                "cells_planned": planned, "wall_s_this_invocation": round(time.time() - t0, 1)}
+                "cells_planned": planned, "wall_s_this_invocation": round(time.time() - t0, 1),
+                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                # compute time of the table's cells, whichever invocation (or session) ran them
+                "cells_wall_s": round(float(df.drop_duplicates("cell")["cell_wall_s"].sum()), 1)}
         write_results(df, out_dir / f"{table}.csv", meta)
         write_results(pd.concat(curve_frames + [curves], ignore_index=True), out_dir / f"{table}_curves.csv", meta)
         write_results(summarize(df, floors), out_dir / f"{table}_summary.csv", meta)
@@ -154,7 +160,7 @@ def run_stages(table: str, stages: list[tuple[list[Row], list[str], list[int]]],
         print(f"stage {i}: {len(rows)} rows × {len(tasks)} tasks × {len(seeds)} seeds")
         records, curves = run_grid(rows, tasks, seeds, backbone=backbone, train_cfg=train_cfg, lrs=lrs, profile=profile,
                                    on_cell=publish, n=n, cells_dir=out_dir / "cells" if smoke else None, fresh=fresh,
-                                   also_test=also_test, data=data)
+                                   also_test=also_test, data=data, reuse_code_versions=reuse_code_versions)
         frames.append(records)
         curve_frames.append(curves)
         done_before += len(rows) * len(tasks) * len(seeds)
@@ -179,6 +185,9 @@ def table_cli(doc: str, profiles: dict, argv=None, dry_run: bool = False):
     ap.add_argument("--out-dir", type=Path, help="where the CSVs go (default: results/ for cpu, results/quick/ "
                     "for quick, a temporary folder for smoke)")
     ap.add_argument("--fresh", action="store_true", help="recompute finished cells")
+    ap.add_argument("--reuse-code-version", action="append", default=[], metavar="HASH",
+                    help="also reuse cells finished with the same settings at this older code version (repeatable; "
+                         "for a change to iapt/ known not to touch them; the table then lists both versions)")
     ap.add_argument("--backbone", help="override the profile's backbone (a local folder or hub id)")
     if dry_run:
         ap.add_argument("--dry-run", action="store_true", help="print the plan and parameter counts, run nothing")
@@ -232,4 +241,5 @@ def run_table(table: str, doc: str, profiles: dict, argv, *, script: str, stages
     return run_stages(table, plan, backbone=backbone, train_cfg=cfg, lrs=prof["lrs"], n=prof["n"], out_dir=out_dir,
                       metadata=meta, profile=args.profile, fresh=args.fresh, smoke=args.profile == "smoke",
                       extras=extras, also_test=also_test(prof, backbone) if also_test else None,
-                      floors=floors(prof, backbone) if floors else None, data=data)
+                      floors=floors(prof, backbone) if floors else None, data=data,
+                      reuse_code_versions=tuple(args.reuse_code_version))

@@ -55,12 +55,14 @@ def run_cell(method: str, task_name: str, backbone_name: str = DEFAULT_BACKBONE,
              lrs=DEFAULT_LRS, budget: int | str | None = "iapt", size: int | None = None, options: dict | None = None,
              n_train: int | None = None, n_dev: int | None = None, n_test: int | None = None,
              out_dir: Path | None = None, accelerator=None, progress: bool = True, fresh: bool = False,
-             data: str = "embedded") -> dict:
+             data: str = "embedded", reuse_code_versions: tuple[str, ...] = ()) -> dict:
     """Learning-rate search on dev, then one test evaluation of the best trial; returns the result dict.
     `data`: "embedded" (the shipped validation sets, re-split) or "hub" (the paper's protocol, `iapt.hub_data`).
 
     The cell folder is keyed by every setting and the package's code version: a finished cell is reused only
-    when both match; `fresh` recomputes it."""
+    when both match; `fresh` recomputes it. `reuse_code_versions` also accepts a cell finished, with the same
+    settings, at one of these older code versions (for changes known not to touch this cell; its result keeps
+    the code version it ran at, so the table says it mixes versions)."""
     if method not in METHODS:
         raise unknown("method", method, METHODS)
     task = get_task(task_name)
@@ -76,6 +78,13 @@ def run_cell(method: str, task_name: str, backbone_name: str = DEFAULT_BACKBONE,
     spec = {"method": method, "task": task_name, "data": data, "backbone": backbone_name, "budget": budget, "size": size,
             "options": options, "lrs": list(lrs), "train": {**train_cfg.to_dict(), "lr": None},
             "n": {k: len(v) for k, v in splits.items()}, "code": CODE_AT_START}
+    if out_dir is None and not fresh:
+        for version in reuse_code_versions:
+            older = cache_dir() / "runs" / cell_id({**spec, "code": version}) / "result.json"
+            if older.exists():
+                if accelerator.is_main_process:
+                    print(f"reusing the cell finished at code version {version}: {older}")
+                return json.loads(older.read_text())
     out_dir = Path(out_dir) if out_dir else cache_dir() / "runs" / cell_id(spec)
     result_path = out_dir / "result.json"
     if fresh and accelerator.is_main_process and out_dir.exists():

@@ -108,7 +108,10 @@ def grid_summary_table(summary: pd.DataFrame, meta: dict) -> list[str]:
         "", f"Median over seeds ± half the range (seeds). {meta['backbone']}, profile {meta['profile']}, {t['steps']} "
             f"steps, batch {t['batch_size']}, lr trials {meta['lrs']}, dev evaluation every {t['eval_every']} steps; "
             f"commit `{meta['git_commit'][:12]}`, code versions {', '.join(meta['code_versions'])}, {meta['device']}"
-            + (f", {meta['wall_s_this_invocation'] / 60:.0f} min." if "wall_s_this_invocation" in meta else ".")]
+            + (f", the cells' compute time {meta['cells_wall_s'] / 60:.0f} min (summed over the sessions that ran them)."
+               if "cells_wall_s" in meta else
+               f", {meta['wall_s_this_invocation'] / 60:.0f} min in the last invocation." if "wall_s_this_invocation" in meta
+               else ".")]
 
 
 def verdict_lines(name: str, other: str, folder: str = "") -> list[str]:

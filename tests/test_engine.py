@@ -139,3 +139,33 @@ def test_length_grouped_sampler_keeps_every_pass_and_resumes_but_pads_less():
     assert _padded_tokens(Sampler(n, 3, lengths, k), lengths, k) < 0.8 * _padded_tokens(Sampler(n, 3), lengths, k)
     small, plain = Sampler(16, 3, lengths[:16], 4), Sampler(16, 3)   # too few batches to group: plain shuffling
     assert [small.take(4) for _ in range(8)] == [plain.take(4) for _ in range(8)]
+
+
+def test_a_non_finite_loss_ends_the_trial_and_keeps_the_best_dev_state(monkeypatch):
+    import iapt.engine
+    real, calls = iapt.engine.loss_at, []
+
+    def nan_at_step_6(*args):
+        calls.append(1)
+        loss = real(*args)
+        return loss * float("nan") if len(calls) == 6 else loss
+    monkeypatch.setattr(iapt.engine, "loss_at", nan_at_step_6)
+    model, history = run("lora", steps=12, eval_every=4)
+    assert history["diverged_at"] == 6 and history["steps_run"] == 6 and len(history["train_loss"]) == 5
+    assert history["dev_step"] == [0, 4] and history["best_step"] in (0, 4)
+    assert all(torch.isfinite(p).all() for p in trainable_state(model).values())   # the update was never applied
+
+
+def test_cells_of_an_accepted_older_code_version_are_reused(tmp_path, monkeypatch, capsys):
+    import iapt.train
+    monkeypatch.setenv("IAPT_CACHE", str(tmp_path))
+    cell = dict(train_cfg=TrainConfig(steps=2, batch_size=4, eval_every=2, patience=None, eval_batch_size=8),
+                lrs=(1e-2,), n_train=8, n_dev=4, n_test=4, progress=False)
+    monkeypatch.setattr(iapt.train, "CODE_AT_START", "old0000000")
+    first = iapt.train.run_cell("lora", "sst2", TINY, **cell)
+    monkeypatch.setattr(iapt.train, "CODE_AT_START", "new0000000")
+    reused = iapt.train.run_cell("lora", "sst2", TINY, reuse_code_versions=("other", "old0000000"), **cell)
+    assert "reusing the cell finished at code version old0000000" in capsys.readouterr().out
+    assert reused == first and reused["code_version"] == "old0000000"
+    other_settings = iapt.train.run_cell("lora", "sst2", TINY, reuse_code_versions=("old0000000",), **{**cell, "n_test": 3})
+    assert other_settings["code_version"] == "new0000000"   # only the same settings are reused
