@@ -73,9 +73,10 @@ def _cached(path: Path, compute):
     return value
 
 
-def _key(*parts) -> str:
+def _key(*parts, code_version: str | None = None) -> str:
+    """A cache key of `parts` and a code version (default: this run's)."""
     from iapt.runinfo import CODE_AT_START
-    return hashlib.sha256(json.dumps([*parts, CODE_AT_START], sort_keys=True).encode()).hexdigest()[:10]
+    return hashlib.sha256(json.dumps([*parts, code_version or CODE_AT_START], sort_keys=True).encode()).hexdigest()[:10]
 
 
 def own_scores(model, tokenizer, task_name: str, n: int | None, batch_size: int) -> dict:
@@ -119,7 +120,10 @@ def also_test(prof: dict, backbone: str):
             base, tokenizer = load_backbone(backbone)
             return evaluations(load_method(base, result["adapter"]), tokenizer, prof["eval_n"],
                                spec["train"]["eval_batch_size"], crosscheck)
-        ev = _cached(cell / f"lm_eval-{_key(prof['eval_n'], crosscheck)}.json", compute)
+        # Keyed by the code version the cell was trained at: a cell reused from an older version
+        # (--reuse-code-version) keeps the evaluations made with it.
+        ev = _cached(cell / f"lm_eval-{_key(prof['eval_n'], crosscheck, code_version=result['code_version'])}.json",
+                     compute)
         rows = [{"task": t, "test_metric": s["acc"], "n_test": s["n"], "test_correct": " ".join(f"{c:g}" for c in s["correct"]),
                  "eval_wall_s": ev["wall_s"]} for t, s in ev["lm_eval"].items()]
         if "own_bbh" in ev:
