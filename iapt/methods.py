@@ -155,13 +155,15 @@ METHODS = {m.name: m for m in [
            "num_virtual_tokens", 16, max_size=100),
     Method("adalora", "AdaLoRA: LoRA with budgeted rank allocation (peft), all linear modules", "init_r", 3),
     Method("ia3", "(IA)³: learned rescaling of k, v and the MLP input (peft); size fixed by the model", "", None),
-    # IDPG's generator starts non-zero, as in its paper: a zero input-layer prompt stays exactly zero through
-    # every layer (nothing overwrites it above the input), and that degenerate state made the backward NaN.
+    # IDPG's and LPT's generators start non-zero, as in their papers: a zero prompt inserted at one layer stays
+    # exactly zero through every layer above it (nothing overwrites it there), and on SmolLM2 the backward of
+    # that degenerate state is NaN. IAPT is unaffected: every layer overwrites its slots.
     Method("idpg", "IDPG: one input-layer prompt generated from the mean instruction embedding", "bottleneck_dim", 64,
            defaults=dict(layers="input", pooler="mean", read="raw", activation="gelu", placement="prefix",
                          up_init_std=0.02)),
     Method("lpt", "LPT: one prompt generated and inserted at layer floor(2L/3) from that layer's states",
-           "bottleneck_dim", 64, defaults=dict(layers="two_thirds", pooler="mean", activation="gelu", placement="prefix")),
+           "bottleneck_dim", 64, defaults=dict(layers="two_thirds", pooler="mean", activation="gelu", placement="prefix",
+                                                up_init_std=0.02)),
 ]}
 PEFT_METHODS = ("lora", "lora_qv", "prompt_tuning", "prefix_tuning", "adalora", "ia3")
 LORA_ALL = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]

@@ -137,20 +137,24 @@ def test_prompt_methods_cached_decoding_equals_full_forward_decoding(name, arch)
                        model.generate(**kw)[:, -6:])
 
 
-def test_idpg_on_the_real_backbone_has_finite_gradients():
-    """A zero input-layer prompt stays exactly zero through all of SmolLM2's layers, and its backward was NaN
-    (found by the Table 2 run); IDPG's generator now starts non-zero. The tiny test models do not show it."""
+@pytest.mark.parametrize("name", ["idpg", "lpt"])
+def test_single_layer_prompt_methods_have_finite_gradients_on_the_real_backbone(name):
+    """A zero prompt inserted at one layer stays exactly zero through all of SmolLM2's layers above it, and its
+    backward was NaN on the first training batch of Table 2 (found by that run); IDPG's and LPT's generators now
+    start non-zero. The tiny test models do not show it, hence the real backbone and the real first batch."""
     from iapt.backbones import DEFAULT_BACKBONE, load_backbone
     from iapt.data import collate
-    from iapt.engine import training_features
+    from iapt.engine import Sampler, training_features
     from iapt.evaluation import model_inputs
     from iapt.positions import label_positions, logits_at, loss_at
     from iapt.tasks import get_task, load_split
+    from iapt.train import iapt_budget
     backbone, tok = load_backbone(DEFAULT_BACKBONE)
+    feats = training_features(tok, get_task("ni"), load_split("ni", "train"), 192)
+    first = Sampler(len(feats), 0, [len(f["input_ids"]) for f in feats], 4).take(4)   # as train() draws it
     torch.manual_seed(0)
-    model = build_method("idpg", backbone, size=64, total_steps=4)
-    feats = training_features(tok, get_task("ni"), load_split("ni", "train")[:4], 192)
-    batch = collate(feats, tok.pad_token_id)
+    model = build_method(name, backbone, budget=iapt_budget(backbone), total_steps=48)
+    batch = collate([feats[i] for i in first], tok.pad_token_id)
     positions = label_positions(batch["labels"])
     loss_at(logits_at(model, model_inputs(model, batch), positions), batch["labels"], positions).backward()
     grads = {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
