@@ -62,17 +62,6 @@ PROFILES = {
 }
 
 
-def _cached(path: Path, compute):
-    """compute() once; its JSON is kept at `path` (write, then rename)."""
-    from iapt.runinfo import atomic_write_text
-    if path.exists():
-        return json.loads(path.read_text())
-    value = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(value) + "\n")
-    return value
-
-
 def _key(*parts, code_version: str | None = None) -> str:
     """A cache key of `parts` and a code version (default: this run's)."""
     from iapt.runinfo import CODE_AT_START
@@ -111,19 +100,24 @@ def also_test(prof: dict, backbone: str):
 
     def scores(result: dict) -> list[dict]:
         from iapt.backbones import load_backbone
+        from iapt.errors import UserError
         from iapt.methods import load_method
+        from iapt.records import cached_json
         spec = result["spec"]
         crosscheck = spec["method"] == "iapt" and spec["train"]["seed"] == first_seed
         cell = Path(result["adapter"]).parent
 
         def compute():
+            if not Path(result["adapter"]).exists():
+                raise UserError(f"cell {result['cell']} was restored from its committed record, which keeps no weights, "
+                                f"and these evaluations ({prof['eval_n']}) are not in it: rerun with --fresh to retrain it")
             base, tokenizer = load_backbone(backbone)
             return evaluations(load_method(base, result["adapter"]), tokenizer, prof["eval_n"],
                                spec["train"]["eval_batch_size"], crosscheck)
         # Keyed by the code version the cell was trained at: a cell reused from an older version
         # (--reuse-code-version) keeps the evaluations made with it.
-        ev = _cached(cell / f"lm_eval-{_key(prof['eval_n'], crosscheck, code_version=result['code_version'])}.json",
-                     compute)
+        ev = cached_json(f"lm_eval-{_key(prof['eval_n'], crosscheck, code_version=result['code_version'])}.json",
+                         compute, cell)
         rows = [{"task": t, "test_metric": s["acc"], "n_test": s["n"], "test_correct": " ".join(f"{c:g}" for c in s["correct"]),
                  "eval_wall_s": ev["wall_s"]} for t, s in ev["lm_eval"].items()]
         if "own_bbh" in ev:
@@ -134,10 +128,11 @@ def also_test(prof: dict, backbone: str):
     return scores
 
 
-def floors(prof: dict, backbone: str) -> tuple[pd.DataFrame, dict]:
+def floors(prof: dict, backbone: str, store: Path | None) -> tuple[pd.DataFrame, dict]:
     """The untuned backbone (zero-shot) on all three evaluations and chance on the multiple-choice ones, as
-    floor rows; and the backbone's BBH cross-check (lm-eval vs our evaluator)."""
+    floor rows; and the backbone's BBH cross-check (lm-eval vs our evaluator). Kept in the record store too."""
     from iapt.backbones import cache_dir, load_backbone
+    from iapt.records import cached_json
     from iapt.tasks import load_split
     n_test, batch = prof["n"].get("n_test"), prof["train"].get("eval_batch_size", 16)
 
@@ -147,7 +142,7 @@ def floors(prof: dict, backbone: str) -> tuple[pd.DataFrame, dict]:
         ev = evaluations(model, tokenizer, prof["eval_n"], batch, crosscheck=True)
         ev["ni"] = own_scores(model, tokenizer, "ni", n_test, batch)
         return ev
-    ev = _cached(cache_dir() / "runs" / backbone / "table2-floors" / f"{_key(prof['eval_n'], n_test)}.json", compute)
+    ev = cached_json(f"{backbone}/table2-floors/{_key(prof['eval_n'], n_test)}.json", compute, cache_dir() / "runs", store)
     recs = [{"task": "ni", "method": "zero-shot", "metric": ev["ni"]["acc"]}]
     for task, s in ev["lm_eval"].items():
         exs = load_split(task, "test")[:prof["eval_n"][task]]
@@ -196,8 +191,8 @@ def main(argv=None):
     from iapt.instruct_data import ni_split_subtasks
     backbone_check = {}
 
-    def floor_rows(prof, backbone):
-        rows, backbone_check["bbh"] = floors(prof, backbone)
+    def floor_rows(prof, backbone, store):
+        rows, backbone_check["bbh"] = floors(prof, backbone, store)
         return rows
     run_table("table2", __doc__, PROFILES, argv, script="experiments/table2_instruct.py",
               stages=lambda prof: [([Row(m, m) for m in methods], tasks, seeds) for methods, tasks, seeds in prof["stages"]],

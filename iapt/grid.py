@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
+from . import records
 from .engine import TrainConfig
 from .runinfo import write_results
 from .train import run_cell
@@ -64,13 +65,14 @@ def curve_rows(row: Row, task: str, seed: int, result: dict) -> list[dict]:
 def run_grid(rows: list[Row], tasks: list[str], seeds: list[int], *, backbone: str, train_cfg: TrainConfig, lrs,
              profile: str, on_cell=None, budget="iapt", n: dict | None = None, cells_dir: Path | None = None,
              fresh: bool = False, also_test=None, data: str = "embedded",
-             reuse_code_versions: tuple[str, ...] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every (row, task, seed) cell in order; returns the rows and learning-curve DataFrames.
+             reuse_code_versions: tuple[str, ...] = (), record_store: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every (row, task, seed) cell in order; returns the rows and learning-curve DataFrames. Each finished
+    cell's JSON files (result and evaluations) are kept in `record_store` (`iapt.records`), which resumes it.
 
     `on_cell(rows_df, curves_df, cells_done)` is called after every cell with everything so far.
     `also_test(result)`, when given, scores the cell's tuned model on further tasks: it returns one dict per
     task ({"task", "test_metric", "n_test", "test_correct"}), each added as a row beside the cell's own."""
-    records, curves = [], []
+    rows_so_far, curves = [], []
     # Seed-major: the first seed of every row and task (with its lr search) comes first, so a run cut short
     # still holds a complete one-seed comparison; later seeds reuse the learning rate chosen there.
     plan = [(r, t, s) for s in seeds for r in rows for t in tasks]
@@ -86,16 +88,17 @@ def run_grid(rows: list[Row], tasks: list[str], seeds: list[int], *, backbone: s
                           train_cfg=TrainConfig(**{**train_cfg.to_dict(), **row.train, "seed": seed}),
                           lrs=cell_lrs, budget=budget if row.size is None else None, size=row.size,
                           options=row.options, out_dir=out_dir, fresh=fresh, data=data,
-                          reuse_code_versions=reuse_code_versions, **(n or {}))
+                          reuse_code_versions=reuse_code_versions, record_store=record_store, **(n or {}))
         if first:
             chosen[key] = result["chosen_lr"]
         record = cell_row(row, task, seed, result, "searched" if first else f"seed {seeds[0]}", profile)
-        records.append(record)
-        records += [{**record, **extra} for extra in (also_test(result) if also_test else [])]
+        rows_so_far.append(record)
+        rows_so_far += [{**record, **extra} for extra in (also_test(result) if also_test else [])]
+        records.keep(result["cell"], Path(result["adapter"]).parent, record_store)
         curves += curve_rows(row, task, seed, result)
         if on_cell is not None:
-            on_cell(pd.DataFrame(records), pd.DataFrame(curves), done)
-    return pd.DataFrame(records), pd.DataFrame(curves)
+            on_cell(pd.DataFrame(rows_so_far), pd.DataFrame(curves), done)
+    return pd.DataFrame(rows_so_far), pd.DataFrame(curves)
 
 
 def summarize(df: pd.DataFrame, floors: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -124,6 +127,11 @@ def summarize(df: pd.DataFrame, floors: pd.DataFrame | None = None) -> pd.DataFr
     return out
 
 
+def record_store(out_dir: Path) -> Path:
+    """Where a table's finished cells are recorded: cells/ beside its CSVs (committed for the cpu profile)."""
+    return out_dir / "cells"
+
+
 def run_stages(table: str, stages: list[tuple[list[Row], list[str], list[int]]], *, backbone: str, train_cfg: TrainConfig,
                lrs, n: dict, out_dir: Path, metadata: dict, profile: str, fresh: bool = False, smoke: bool = False,
                extras=None, also_test=None, floors: pd.DataFrame | None = None, data: str = "embedded",
@@ -140,8 +148,8 @@ def run_stages(table: str, stages: list[tuple[list[Row], list[str], list[int]]],
     frames, curve_frames, extra_names, t0 = [], [], [], time.time()
     done_before = 0
 
-    def publish(records: pd.DataFrame, curves: pd.DataFrame, done: int) -> None:
-        df = pd.concat(frames + [records], ignore_index=True)
+    def publish(cell_rows: pd.DataFrame, curves: pd.DataFrame, done: int) -> None:
+        df = pd.concat(frames + [cell_rows], ignore_index=True)
         meta = {**metadata, "code_versions": sorted(set(df["code_version"])),
                 "mixed_code_versions": df["code_version"].nunique() > 1, "cells_done": done_before + done,
                 "cells_planned": planned, "wall_s_this_invocation": round(time.time() - t0, 1),
@@ -158,10 +166,11 @@ def run_stages(table: str, stages: list[tuple[list[Row], list[str], list[int]]],
 
     for i, (rows, tasks, seeds) in enumerate(stages):
         print(f"stage {i}: {len(rows)} rows × {len(tasks)} tasks × {len(seeds)} seeds")
-        records, curves = run_grid(rows, tasks, seeds, backbone=backbone, train_cfg=train_cfg, lrs=lrs, profile=profile,
+        cell_rows, curves = run_grid(rows, tasks, seeds, backbone=backbone, train_cfg=train_cfg, lrs=lrs, profile=profile,
                                    on_cell=publish, n=n, cells_dir=out_dir / "cells" if smoke else None, fresh=fresh,
-                                   also_test=also_test, data=data, reuse_code_versions=reuse_code_versions)
-        frames.append(records)
+                                   also_test=also_test, data=data, reuse_code_versions=reuse_code_versions,
+                                   record_store=None if smoke else record_store(out_dir))
+        frames.append(cell_rows)
         curve_frames.append(curves)
         done_before += len(rows) * len(tasks) * len(seeds)
     df = pd.concat(frames, ignore_index=True)
@@ -224,7 +233,8 @@ def run_table(table: str, doc: str, profiles: dict, argv, *, script: str, stages
 
     `stages(profile)` gives [(rows, tasks, seeds), ...] (default: the profile's rows × tasks × seeds);
     `dry_run(profile)`, when given, adds --dry-run; `metadata` (or `metadata(profile)`) is added to the run's metadata;
-    `also_test(profile, backbone)` and `floors(profile, backbone)` give run_stages' `also_test` and `floors`."""
+    `also_test(profile, backbone)` and `floors(profile, backbone, record_store)` give run_stages' `also_test` and
+    `floors`."""
     from .runinfo import run_metadata
     args, prof, backbone, out_dir = table_cli(doc, profiles, argv, dry_run=dry_run is not None)
     if dry_run is not None and args.dry_run:
@@ -241,5 +251,5 @@ def run_table(table: str, doc: str, profiles: dict, argv, *, script: str, stages
     return run_stages(table, plan, backbone=backbone, train_cfg=cfg, lrs=prof["lrs"], n=prof["n"], out_dir=out_dir,
                       metadata=meta, profile=args.profile, fresh=args.fresh, smoke=args.profile == "smoke",
                       extras=extras, also_test=also_test(prof, backbone) if also_test else None,
-                      floors=floors(prof, backbone) if floors else None, data=data,
+                      floors=floors(prof, backbone, record_store(out_dir)) if floors else None, data=data,
                       reuse_code_versions=tuple(args.reuse_code_version))

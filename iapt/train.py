@@ -28,6 +28,7 @@ from .backbones import DEFAULT_BACKBONE, EMBEDDED, TINY, cache_dir, load_backbon
 from .engine import THETA_MODES, TrainConfig, train
 from .errors import UserError, cli, unknown
 from .evaluation import evaluate
+from . import records
 from .methods import METHODS, build_method, count_trainable, describe, load_method, save_method
 from .runinfo import CODE_AT_START, atomic_write_text, run_metadata
 from .tasks import DATA_SOURCES, EMBEDDED_TASKS, TASKS, get_task, load_split
@@ -55,14 +56,15 @@ def run_cell(method: str, task_name: str, backbone_name: str = DEFAULT_BACKBONE,
              lrs=DEFAULT_LRS, budget: int | str | None = "iapt", size: int | None = None, options: dict | None = None,
              n_train: int | None = None, n_dev: int | None = None, n_test: int | None = None,
              out_dir: Path | None = None, accelerator=None, progress: bool = True, fresh: bool = False,
-             data: str = "embedded", reuse_code_versions: tuple[str, ...] = ()) -> dict:
+             data: str = "embedded", reuse_code_versions: tuple[str, ...] = (), record_store: Path | None = None) -> dict:
     """Learning-rate search on dev, then one test evaluation of the best trial; returns the result dict.
     `data`: "embedded" (the shipped validation sets, re-split) or "hub" (the paper's protocol, `iapt.hub_data`).
 
     The cell folder is keyed by every setting and the package's code version: a finished cell is reused only
     when both match; `fresh` recomputes it. `reuse_code_versions` also accepts a cell finished, with the same
     settings, at one of these older code versions (for changes known not to touch this cell; its result keeps
-    the code version it ran at, so the table says it mixes versions)."""
+    the code version it ran at, so the table says it mixes versions). `record_store` (a table's committed records,
+    `iapt.records`) is searched for a finished cell the cache lacks, unless `fresh`."""
     if method not in METHODS:
         raise unknown("method", method, METHODS)
     task = get_task(task_name)
@@ -78,22 +80,27 @@ def run_cell(method: str, task_name: str, backbone_name: str = DEFAULT_BACKBONE,
     spec = {"method": method, "task": task_name, "data": data, "backbone": backbone_name, "budget": budget, "size": size,
             "options": options, "lrs": list(lrs), "train": {**train_cfg.to_dict(), "lr": None},
             "n": {k: len(v) for k, v in splits.items()}, "code": CODE_AT_START}
-    if out_dir is None and not fresh:
-        for version in reuse_code_versions:
-            older = cache_dir() / "runs" / cell_id({**spec, "code": version}) / "result.json"
-            if older.exists():
-                if accelerator.is_main_process:
-                    print(f"reusing the cell finished at code version {version}: {older}")
-                return json.loads(older.read_text())
-    out_dir = Path(out_dir) if out_dir else cache_dir() / "runs" / cell_id(spec)
+    runs, explicit_dir = cache_dir() / "runs", out_dir is not None
+    out_dir = Path(out_dir) if out_dir else runs / cell_id(spec)
     result_path = out_dir / "result.json"
     if fresh and accelerator.is_main_process and out_dir.exists():
         shutil.rmtree(out_dir)
+    if not fresh and accelerator.is_main_process and records.restore(cell_id(spec), out_dir, record_store):
+        print(f"restored from the committed record {record_store / cell_id(spec)}")
     accelerator.wait_for_everyone()
     if result_path.exists():
         if accelerator.is_main_process:
             print(f"already done: {result_path}")
         return json.loads(result_path.read_text())
+    for version in () if fresh or explicit_dir else reuse_code_versions:
+        older = cell_id({**spec, "code": version})
+        if accelerator.is_main_process:
+            records.restore(older, runs / older, record_store)
+        accelerator.wait_for_everyone()
+        if (runs / older / "result.json").exists():
+            if accelerator.is_main_process:
+                print(f"reusing the cell finished at code version {version}: {runs / older}")
+            return json.loads((runs / older / "result.json").read_text())
     t_cell = time.time()
     trials = {}
     for lr in lrs:

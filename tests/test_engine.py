@@ -169,3 +169,30 @@ def test_cells_of_an_accepted_older_code_version_are_reused(tmp_path, monkeypatc
     assert reused == first and reused["code_version"] == "old0000000"
     other_settings = iapt.train.run_cell("lora", "sst2", TINY, reuse_code_versions=("old0000000",), **{**cell, "n_test": 3})
     assert other_settings["code_version"] == "new0000000"   # only the same settings are reused
+
+
+def test_a_grid_resumes_from_its_committed_records_on_a_new_machine(tmp_path, monkeypatch, capsys):
+    import iapt.train
+    from iapt.grid import Row, run_grid
+    from iapt.records import cached_json
+    monkeypatch.setenv("IAPT_CACHE", str(tmp_path / "cache"))
+    store, evaluated = tmp_path / "results" / "cells", []
+
+    def also_test(result):   # an evaluation kept in the cell folder, as Table 2's lm-eval scores are
+        ev = cached_json("extra.json", lambda: evaluated.append(1) or {"acc": result["test_metric"] / 2},
+                         Path(result["adapter"]).parent)
+        return [{"task": "extra", "test_metric": ev["acc"]}]
+    grid = dict(backbone=TINY, train_cfg=TrainConfig(steps=2, batch_size=4, eval_every=2, patience=None, eval_batch_size=8),
+                lrs=(1e-2,), profile="smoke", n=dict(n_train=8, n_dev=4, n_test=4), also_test=also_test, record_store=store)
+    first, _ = run_grid([Row("lora", "lora")], ["sst2"], [0], **grid)
+    kept = sorted(p.name for p in store.rglob("*") if p.is_file())
+    assert kept == ["extra.json", "result.json"]                      # JSON only: no weights are committed
+    import shutil
+    shutil.rmtree(tmp_path / "cache")                                 # a new machine: nothing cached
+    monkeypatch.setattr(iapt.train, "train", lambda *a, **k: pytest.fail("a recorded cell was retrained"))
+    again, _ = run_grid([Row("lora", "lora")], ["sst2"], [0], **grid)
+    assert "restored from the committed record" in capsys.readouterr().out
+    assert again.drop(columns="adapter").equals(first.drop(columns="adapter")) and evaluated == [1]
+    with pytest.raises(pytest.fail.Exception):                        # --fresh retrains even a recorded cell
+        iapt.train.run_cell("lora", "sst2", TINY, train_cfg=grid["train_cfg"], lrs=(1e-2,), n_train=8, n_dev=4,
+                            n_test=4, progress=False, fresh=True, record_store=store)
