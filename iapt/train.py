@@ -83,8 +83,10 @@ def run_cell(method: str, task_name: str, backbone_name: str = DEFAULT_BACKBONE,
     runs, explicit_dir = cache_dir() / "runs", out_dir is not None
     out_dir = Path(out_dir) if out_dir else runs / cell_id(spec)
     result_path = out_dir / "result.json"
-    if fresh and accelerator.is_main_process and out_dir.exists():
-        shutil.rmtree(out_dir)
+    if fresh and accelerator.is_main_process:   # retrained: its earlier result goes, cached and recorded
+        for folder in (out_dir, record_store / cell_id(spec) if record_store is not None else None):
+            if folder is not None and folder.exists():
+                shutil.rmtree(folder)
     if not fresh and accelerator.is_main_process and records.restore(cell_id(spec), out_dir, record_store):
         print(f"restored from the committed record {record_store / cell_id(spec)}")
     accelerator.wait_for_everyone()
