@@ -211,3 +211,4 @@ def test_a_grid_resumes_from_its_committed_records_on_a_new_machine(tmp_path, mo
     with pytest.raises(pytest.fail.Exception):                        # --fresh retrains even a recorded cell
         iapt.train.run_cell("lora", "sst2", TINY, train_cfg=grid["train_cfg"], lrs=(1e-2,), n_train=8, n_dev=4,
                             n_test=4, progress=False, fresh=True, record_store=store)
+    assert not (store / first["cell"].iloc[0]).exists()               # and drops its old record with it
