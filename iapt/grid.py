@@ -212,15 +212,22 @@ def per_example(df: pd.DataFrame, row: str) -> dict:
 
 
 def compare_rows(df: pd.DataFrame, a: str, b: str, margin: float = 0.0, tasks: list[str] | None = None) -> dict | None:
-    """Row a − row b over the tasks both have with the same seeds (or `tasks`): paired bootstrap and verdict."""
+    """Row a − row b over the tasks both have (or `tasks`): paired bootstrap over test examples and the seeds both
+    rows have on that task (a three-seed core row against a seed-0-only extended row: seed 0), and its verdict."""
     from .stats import paired_bootstrap, verdict
-    sa, sb = per_example(df, a), per_example(df, b)
-    common = [t for t in (tasks or sa) if t in sa and t in sb and len(sa[t]) == len(sb[t])]
-    if not common:
+    sa, sb, seeds = {}, {}, set()
+    for task in tasks or sorted(set(df[df.row == a].task)):
+        on_task = df[df.task == task]
+        shared = set(on_task[on_task.row == a].seed) & set(on_task[on_task.row == b].seed)
+        if shared:
+            paired = on_task[on_task.seed.isin(shared)]
+            sa[task], sb[task] = per_example(paired, a)[task], per_example(paired, b)[task]
+            seeds |= shared
+    if not sa:
         return None
-    diff, lo, hi = paired_bootstrap({t: sa[t] for t in common}, {t: sb[t] for t in common})
-    return {"tasks": " ".join(common), "diff": diff, "ci_low": lo, "ci_high": hi, "margin": margin,
-            "verdict": verdict(lo, hi, margin)}
+    diff, lo, hi = paired_bootstrap(sa, sb)
+    return {"tasks": " ".join(sa), "seeds": " ".join(str(s) for s in sorted(seeds)), "diff": diff, "ci_low": lo,
+            "ci_high": hi, "margin": margin, "verdict": verdict(lo, hi, margin)}
 
 
 def run_table(table: str, doc: str, profiles: dict, argv, *, script: str, stages=None, extras=None, dry_run=None,
