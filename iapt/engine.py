@@ -292,7 +292,11 @@ def train(model, tokenizer, task: Task, train_examples: list[Example], dev_examp
             dev_index = dev_sampler.take(cfg.theta_batch_size)
             dev_index = dev_index[rank::world] if len(dev_index) >= world else dev_index
             accelerator.backward(batch_loss(dev_feats, dev_index))
-            theta_opt.step()
+            # A non-finite Θ gradient is skipped, not applied: applied, it would make Θ (and every later step) NaN.
+            if all(p.grad is None or torch.isfinite(p.grad).all() for p in theta):
+                theta_opt.step()
+            else:
+                state["theta_steps_skipped"] = state.get("theta_steps_skipped", 0) + 1
             model.zero_grad(set_to_none=True)
         state["step"] = step
         state["history"]["step"].append(step)
@@ -317,6 +321,7 @@ def train(model, tokenizer, task: Task, train_examples: list[Example], dev_examp
     model.eval()
     result = {**state["history"], "best_dev_metric": state["best_metric"], "best_step": state["best_step"],
               "steps_run": state["step"], "stopped_early": state["stopped_early"], "diverged_at": state.get("diverged_at"),
+              "theta_steps_skipped": state.get("theta_steps_skipped", 0),
               "train_wall_s": state["train_wall_s"], "eval_wall_s": state["eval_wall_s"]}
     if theta_init:
         result["theta_drift"] = theta_drift(theta_init, rational_coefficients(model))   # of the restored best state

@@ -127,16 +127,12 @@ def summarize(df: pd.DataFrame, floors: pd.DataFrame | None = None) -> pd.DataFr
     return out
 
 
-def record_store(out_dir: Path) -> Path:
-    """Where a table's finished cells are recorded: cells/ beside its CSVs (committed for the cpu profile)."""
-    return out_dir / "cells"
-
-
 def run_stages(table: str, stages: list[tuple[list[Row], list[str], list[int]]], *, backbone: str, train_cfg: TrainConfig,
                lrs, n: dict, out_dir: Path, metadata: dict, profile: str, fresh: bool = False, smoke: bool = False,
                extras=None, also_test=None, floors: pd.DataFrame | None = None, data: str = "embedded",
-               reuse_code_versions: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Run the stages in order; after every cell, rewrite <table>.csv, _curves.csv, _summary.csv and whatever
+               reuse_code_versions: tuple[str, ...] = (), record_store: Path | None = None) -> pd.DataFrame:
+    """Run the stages in order (finished cells recorded in `record_store`, see `run_grid`); after every cell,
+    rewrite <table>.csv, _curves.csv, _summary.csv and whatever
     `extras(df)` returns ({suffix: DataFrame}) from every cell so far, each with metadata that says how many of
     the planned cells are done and which code versions they mix (an interrupted run leaves a complete, smaller table).
     `floors` (task, method, metric rows) replaces the zero-shot / majority / chance rows of results/zeroshot.csv."""
@@ -169,7 +165,7 @@ def run_stages(table: str, stages: list[tuple[list[Row], list[str], list[int]]],
         cell_rows, curves = run_grid(rows, tasks, seeds, backbone=backbone, train_cfg=train_cfg, lrs=lrs, profile=profile,
                                    on_cell=publish, n=n, cells_dir=out_dir / "cells" if smoke else None, fresh=fresh,
                                    also_test=also_test, data=data, reuse_code_versions=reuse_code_versions,
-                                   record_store=None if smoke else record_store(out_dir))
+                                   record_store=record_store)
         frames.append(cell_rows)
         curve_frames.append(curves)
         done_before += len(rows) * len(tasks) * len(seeds)
@@ -193,7 +189,7 @@ def table_cli(doc: str, profiles: dict, argv=None, dry_run: bool = False):
     ap.add_argument("--profile", default="cpu", help=f"one of {', '.join(profiles)}")
     ap.add_argument("--out-dir", type=Path, help="where the CSVs go (default: results/ for cpu, results/quick/ "
                     "for quick, a temporary folder for smoke)")
-    ap.add_argument("--fresh", action="store_true", help="recompute finished cells")
+    ap.add_argument("--fresh", action="store_true", help="retrain finished cells, cached or recorded in git (cells/)")
     ap.add_argument("--reuse-code-version", action="append", default=[], metavar="HASH",
                     help="also reuse cells finished with the same settings at this older code version (repeatable; "
                          "for a change to iapt/ known not to touch them; the table then lists both versions)")
@@ -216,15 +212,22 @@ def per_example(df: pd.DataFrame, row: str) -> dict:
 
 
 def compare_rows(df: pd.DataFrame, a: str, b: str, margin: float = 0.0, tasks: list[str] | None = None) -> dict | None:
-    """Row a − row b over the tasks both have with the same seeds (or `tasks`): paired bootstrap and verdict."""
+    """Row a − row b over the tasks both have (or `tasks`): paired bootstrap over test examples and the seeds both
+    rows have on that task (a three-seed core row against a seed-0-only extended row: seed 0), and its verdict."""
     from .stats import paired_bootstrap, verdict
-    sa, sb = per_example(df, a), per_example(df, b)
-    common = [t for t in (tasks or sa) if t in sa and t in sb and len(sa[t]) == len(sb[t])]
-    if not common:
+    sa, sb, seeds = {}, {}, set()
+    for task in tasks or sorted(set(df[df.row == a].task)):
+        on_task = df[df.task == task]
+        shared = set(on_task[on_task.row == a].seed) & set(on_task[on_task.row == b].seed)
+        if shared:
+            paired = on_task[on_task.seed.isin(shared)]
+            sa[task], sb[task] = per_example(paired, a)[task], per_example(paired, b)[task]
+            seeds |= shared
+    if not sa:
         return None
-    diff, lo, hi = paired_bootstrap({t: sa[t] for t in common}, {t: sb[t] for t in common})
-    return {"tasks": " ".join(common), "diff": diff, "ci_low": lo, "ci_high": hi, "margin": margin,
-            "verdict": verdict(lo, hi, margin)}
+    diff, lo, hi = paired_bootstrap(sa, sb)
+    return {"tasks": " ".join(sa), "seeds": " ".join(str(s) for s in sorted(seeds)), "diff": diff, "ci_low": lo,
+            "ci_high": hi, "margin": margin, "verdict": verdict(lo, hi, margin)}
 
 
 def run_table(table: str, doc: str, profiles: dict, argv, *, script: str, stages=None, extras=None, dry_run=None,
@@ -241,6 +244,9 @@ def run_table(table: str, doc: str, profiles: dict, argv, *, script: str, stages
         return dry_run(prof)
     cfg = TrainConfig(**prof["train"])
     data = prof.get("data", "embedded")
+    # Only the cpu profile, whose CSVs are the committed results, records its cells in git (cells/ beside them):
+    # the quick profile is a first look that should really run, and smoke output is temporary.
+    store = out_dir / "cells" if args.profile == "cpu" else None
     meta = run_metadata(profile=args.profile, backbone=backbone, train=cfg.to_dict(), lrs=list(prof["lrs"]),
                         data=prof["n"], data_source=data, script=script, **((metadata(prof) if callable(metadata) else metadata) or {}))
     plan = stages(prof) if stages else [(prof["rows"], prof["tasks"], prof["seeds"])]
@@ -251,5 +257,5 @@ def run_table(table: str, doc: str, profiles: dict, argv, *, script: str, stages
     return run_stages(table, plan, backbone=backbone, train_cfg=cfg, lrs=prof["lrs"], n=prof["n"], out_dir=out_dir,
                       metadata=meta, profile=args.profile, fresh=args.fresh, smoke=args.profile == "smoke",
                       extras=extras, also_test=also_test(prof, backbone) if also_test else None,
-                      floors=floors(prof, backbone, record_store(out_dir)) if floors else None, data=data,
-                      reuse_code_versions=tuple(args.reuse_code_version))
+                      floors=floors(prof, backbone, store) if floors else None, data=data,
+                      reuse_code_versions=tuple(args.reuse_code_version), record_store=store)

@@ -49,6 +49,5 @@ def cached_json(relative: str, compute, cache: Path, store: Path | None = None):
         value = compute()
     for root in (cache, store):
         if root is not None and not (root / relative).exists():
-            (root / relative).parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(root / relative, json.dumps(value) + "\n")
     return value

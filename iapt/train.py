@@ -83,24 +83,24 @@ def run_cell(method: str, task_name: str, backbone_name: str = DEFAULT_BACKBONE,
     runs, explicit_dir = cache_dir() / "runs", out_dir is not None
     out_dir = Path(out_dir) if out_dir else runs / cell_id(spec)
     result_path = out_dir / "result.json"
-    if fresh and accelerator.is_main_process and out_dir.exists():
-        shutil.rmtree(out_dir)
-    if not fresh and accelerator.is_main_process and records.restore(cell_id(spec), out_dir, record_store):
-        print(f"restored from the committed record {record_store / cell_id(spec)}")
-    accelerator.wait_for_everyone()
-    if result_path.exists():
-        if accelerator.is_main_process:
-            print(f"already done: {result_path}")
-        return json.loads(result_path.read_text())
-    for version in () if fresh or explicit_dir else reuse_code_versions:
-        older = cell_id({**spec, "code": version})
-        if accelerator.is_main_process:
-            records.restore(older, runs / older, record_store)
+    if fresh and accelerator.is_main_process:   # retrained: its earlier result goes, cached and recorded
+        for folder in (out_dir, record_store / cell_id(spec) if record_store is not None else None):
+            if folder is not None and folder.exists():
+                shutil.rmtree(folder)
+    # This version's cell first, then the same settings finished at an accepted older version; each from the
+    # cache, else from its committed record.
+    versions = [spec["code"]] + ([] if fresh or explicit_dir else list(reuse_code_versions))
+    for version in versions:
+        cell = cell_id({**spec, "code": version})
+        folder = out_dir if version == spec["code"] else runs / cell
+        if not fresh and accelerator.is_main_process and records.restore(cell, folder, record_store):
+            print(f"restored from the committed record {record_store / cell}")
         accelerator.wait_for_everyone()
-        if (runs / older / "result.json").exists():
+        if (folder / "result.json").exists():
             if accelerator.is_main_process:
-                print(f"reusing the cell finished at code version {version}: {runs / older}")
-            return json.loads((runs / older / "result.json").read_text())
+                print(f"already done: {folder / 'result.json'}" if version == spec["code"]
+                      else f"reusing the cell finished at code version {version}: {folder}")
+            return json.loads((folder / "result.json").read_text())
     t_cell = time.time()
     trials = {}
     for lr in lrs:

@@ -121,9 +121,12 @@ def verdict_lines(name: str, other: str, folder: str = "") -> list[str]:
         return []
     if "scope" in verdicts.columns:
         verdicts = verdicts[verdicts.scope == "all"]
-    return ["", *markdown(["claim", "compared with", "difference", "95 % interval", "verdict"],
-                          [[r["claim"], r[other], f"{r['diff']:+.3f}", f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]",
-                            r["verdict"]] for r in verdicts.to_dict("records")])]
+    seeds = "seeds" in verdicts.columns   # the seeds both rows have (older verdict files lack the column)
+    return ["", *markdown(["claim", "compared with", *(["seeds"] if seeds else []), "difference", "95 % interval",
+                           "verdict"],
+                          [[r["claim"], r[other], *([r["seeds"]] if seeds else []), f"{r['diff']:+.3f}",
+                            f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]", r["verdict"]]
+                           for r in verdicts.to_dict("records")])]
 
 
 def table2_table(summary: pd.DataFrame, meta: dict, folder: str = "") -> list[str]:

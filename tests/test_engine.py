@@ -156,6 +156,21 @@ def test_a_non_finite_loss_ends_the_trial_and_keeps_the_best_dev_state(monkeypat
     assert all(torch.isfinite(p).all() for p in trainable_state(model).values())   # the update was never applied
 
 
+def test_a_non_finite_theta_gradient_is_skipped_not_applied(monkeypatch):
+    import iapt.engine
+    real, calls = iapt.engine.loss_at, []
+
+    def nan_on_every_dev_batch(*args):   # with Θ alternating, even calls are the Θ steps' dev batches
+        calls.append(1)
+        loss = real(*args)
+        return loss * float("nan") if len(calls) % 2 == 0 else loss
+    monkeypatch.setattr(iapt.engine, "loss_at", nan_on_every_dev_batch)
+    model, history = run("iapt", steps=6, eval_every=3, theta="alternate")
+    assert history["theta_steps_skipped"] == 6 and history["diverged_at"] is None and history["steps_run"] == 6
+    assert history["theta_drift"] and max(history["theta_drift"].values()) == 0      # Θ never moved
+    assert all(torch.isfinite(p).all() for p in trainable_state(model).values())
+
+
 def test_cells_of_an_accepted_older_code_version_are_reused(tmp_path, monkeypatch, capsys):
     import iapt.train
     monkeypatch.setenv("IAPT_CACHE", str(tmp_path))
@@ -196,3 +211,4 @@ def test_a_grid_resumes_from_its_committed_records_on_a_new_machine(tmp_path, mo
     with pytest.raises(pytest.fail.Exception):                        # --fresh retrains even a recorded cell
         iapt.train.run_cell("lora", "sst2", TINY, train_cfg=grid["train_cfg"], lrs=(1e-2,), n_train=8, n_dev=4,
                             n_test=4, progress=False, fresh=True, record_store=store)
+    assert not (store / first["cell"].iloc[0]).exists()               # and drops its old record with it

@@ -193,3 +193,18 @@ def test_table2_paper_dry_run(capsys):
     assert set(counts) == set(table2_instruct.CORE + table2_instruct.EXTENDED)
     assert all(int(c.replace(",", "")) > 0 for c in counts.values())
     assert "MT-Bench" in out and "not run" in out
+
+
+def test_rows_with_different_seeds_are_compared_on_the_seeds_both_have():
+    """A three-seed core row against a seed-0-only extended row pairs seed 0 with seed 0 (and nothing else)."""
+    from iapt.grid import compare_rows
+
+    def cell(row, seed, scores):
+        return {"row": row, "task": "ni", "seed": seed, "test_correct": " ".join(map(str, scores))}
+    df = pd.DataFrame([cell("iapt", 0, [1, 1, 0, 0]), cell("iapt", 1, [0, 0, 0, 0]), cell("iapt", 2, [1, 1, 1, 1]),
+                       cell("idpg", 0, [1, 1, 0, 0]), cell("lora", 1, [0, 0, 0, 0]), cell("lora", 2, [0, 0, 0, 0])])
+    same = compare_rows(df, "iapt", "idpg")
+    assert same["seeds"] == "0" and same["diff"] == same["ci_low"] == same["ci_high"] == 0.0
+    lora = compare_rows(df, "iapt", "lora")   # seeds 1 and 2: IAPT's mean there is 0.5, LoRA's 0
+    assert lora["seeds"] == "1 2" and lora["diff"] == pytest.approx(0.5)
+    assert compare_rows(df, "iapt", "idpg", tasks=["mmlu"]) is None
