@@ -230,6 +230,12 @@ def compare_rows(df: pd.DataFrame, a: str, b: str, margin: float = 0.0, tasks: l
             "ci_high": hi, "margin": margin, "verdict": verdict(lo, hi, margin)}
 
 
+def accepted_code_versions(prof: dict, args) -> tuple[str, ...]:
+    """Older code versions whose finished cells this run reuses: the profile's `reuse_code_versions` (set in the
+    script, with the reason: later changes known not to touch its cells) and --reuse-code-version; none with --fresh."""
+    return () if args.fresh else tuple(prof.get("reuse_code_versions", ())) + tuple(args.reuse_code_version)
+
+
 def run_table(table: str, doc: str, profiles: dict, argv, *, script: str, stages=None, extras=None, dry_run=None,
               metadata: dict | None = None, also_test=None, floors=None):
     """A table script's whole main: flags, the profile's training settings and metadata, then its stages.
@@ -258,4 +264,4 @@ def run_table(table: str, doc: str, profiles: dict, argv, *, script: str, stages
                       metadata=meta, profile=args.profile, fresh=args.fresh, smoke=args.profile == "smoke",
                       extras=extras, also_test=also_test(prof, backbone) if also_test else None,
                       floors=floors(prof, backbone, store) if floors else None, data=data,
-                      reuse_code_versions=tuple(args.reuse_code_version), record_store=store)
+                      reuse_code_versions=accepted_code_versions(prof, args), record_store=store)

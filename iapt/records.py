@@ -38,16 +38,21 @@ def keep(cell: str, cell_dir: Path, store: Path | None) -> None:
             atomic_write_text(target, path.read_text())
 
 
-def cached_json(relative: str, compute, cache: Path, store: Path | None = None):
+def cached_json(relative: str | list[str], compute, cache: Path, store: Path | None = None):
     """compute() once: its JSON is kept at cache/relative and in the record store (each written, then renamed);
-    a value found in either is returned instead."""
+    a value found in either is returned instead. A list of paths: the first is this version's, the others
+    accepted older ones (a value found under one of those is used as it is, not copied)."""
+    current, *accepted = [relative] if isinstance(relative, str) else relative
+
+    def find(path: str) -> Path | None:
+        return next((root / path for root in (cache, store) if root is not None and (root / path).exists()), None)
+    found = find(current)
+    if found is None:
+        for path in accepted:
+            if (older := find(path)) is not None:
+                return json.loads(older.read_text())
+    value = json.loads(found.read_text()) if found is not None else compute()
     for root in (cache, store):
-        if root is not None and (root / relative).exists():
-            value = json.loads((root / relative).read_text())
-            break
-    else:
-        value = compute()
-    for root in (cache, store):
-        if root is not None and not (root / relative).exists():
-            atomic_write_text(root / relative, json.dumps(value) + "\n")
+        if root is not None and not (root / current).exists():
+            atomic_write_text(root / current, json.dumps(value) + "\n")
     return value

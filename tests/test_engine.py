@@ -212,3 +212,22 @@ def test_a_grid_resumes_from_its_committed_records_on_a_new_machine(tmp_path, mo
         iapt.train.run_cell("lora", "sst2", TINY, train_cfg=grid["train_cfg"], lrs=(1e-2,), n_train=8, n_dev=4,
                             n_test=4, progress=False, fresh=True, record_store=store)
     assert not (store / first["cell"].iloc[0]).exists()               # and drops its old record with it
+
+
+def test_a_profile_accepts_older_code_versions_for_cells_and_kept_json(tmp_path):
+    """A table's accepted older versions (profile and flag) reach its cells and its cached evaluations; --fresh none."""
+    import argparse
+
+    from iapt.grid import accepted_code_versions
+    from iapt.records import cached_json
+    prof = {"reuse_code_versions": ("old0000000",)}
+    assert accepted_code_versions(prof, argparse.Namespace(fresh=False, reuse_code_version=["mid0000000"])) == \
+        ("old0000000", "mid0000000")
+    assert accepted_code_versions(prof, argparse.Namespace(fresh=True, reuse_code_version=["mid0000000"])) == ()
+    cache, store, computed = tmp_path / "cache", tmp_path / "cells", []
+    (store / "old.json").parent.mkdir(parents=True)
+    (store / "old.json").write_text('{"acc": 0.5}\n')
+    assert cached_json(["new.json", "old.json"], lambda: computed.append(1) or {"acc": 0.9}, cache, store) == {"acc": 0.5}
+    assert not computed and not (store / "new.json").exists()        # used as it is, not copied under the new name
+    assert cached_json(["new.json", "gone.json"], lambda: {"acc": 0.9}, cache, store) == {"acc": 0.9}
+    assert json.loads((store / "new.json").read_text()) == json.loads((cache / "new.json").read_text()) == {"acc": 0.9}
