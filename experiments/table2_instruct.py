@@ -53,7 +53,8 @@ PROFILES = {
     # trials for every method): at 48 steps with warm-up the smallest one has the least room to act.
     # The extended methods get seed 0 (with its lr search) only: three seeds of them would take the run past 4 h.
     # reuse_code_versions: the committed cells ran at 9c7e7230c6; the changes since (a non-finite Θ gradient is
-    # skipped, none occurred in these cells; verdicts pair rows on shared seeds; records) leave them as they are.
+    # skipped, none occurred in these cells; verdicts pair rows on shared seeds; records; the floors take the
+    # accepted versions from run_table) leave them as they are.
     "cpu": dict(backbone=DEFAULT_BACKBONE, stages=[(CORE, ["ni"], [0, 1, 2]), (EXTENDED, ["ni"], [0])],
                 reuse_code_versions=("9c7e7230c6",),
                 lrs=(1e-3, 1e-2), n=dict(n_dev=24, n_test=120), eval_n={"mmlu": 114, "bbh": 96},
@@ -133,9 +134,10 @@ def also_test(prof: dict, backbone: str):
     return scores
 
 
-def floors(prof: dict, backbone: str, store: Path | None) -> tuple[pd.DataFrame, dict]:
+def floors(prof: dict, backbone: str, store: Path | None, accepted: tuple[str, ...] = ()) -> tuple[pd.DataFrame, dict]:
     """The untuned backbone (zero-shot) on all three evaluations and chance on the multiple-choice ones, as
-    floor rows; and the backbone's BBH cross-check (lm-eval vs our evaluator). Kept in the record store too."""
+    floor rows; and the backbone's BBH cross-check (lm-eval vs our evaluator). Kept in the record store too;
+    computed at this code version unless one of the `accepted` older versions (as for the cells) has them."""
     from iapt.backbones import cache_dir, load_backbone
     from iapt.records import cached_json
     from iapt.tasks import load_split
@@ -148,7 +150,7 @@ def floors(prof: dict, backbone: str, store: Path | None) -> tuple[pd.DataFrame,
         ev["ni"] = own_scores(model, tokenizer, "ni", n_test, batch)
         return ev
     from iapt.runinfo import CODE_AT_START
-    versions = [CODE_AT_START, *prof.get("reuse_code_versions", ())]   # this version's floors, else an accepted one's
+    versions = [CODE_AT_START, *accepted]   # this version's floors, else an accepted one's
     ev = cached_json([f"{backbone}/table2-floors/{_key(prof['eval_n'], n_test, code_version=v)}.json" for v in versions],
                      compute, cache_dir() / "runs", store)
     recs = [{"task": "ni", "method": "zero-shot", "metric": ev["ni"]["acc"]}]
@@ -199,8 +201,8 @@ def main(argv=None):
     from iapt.instruct_data import ni_split_subtasks
     backbone_check = {}
 
-    def floor_rows(prof, backbone, store):
-        rows, backbone_check["bbh"] = floors(prof, backbone, store)
+    def floor_rows(prof, backbone, store, accepted):
+        rows, backbone_check["bbh"] = floors(prof, backbone, store, accepted)
         return rows
     run_table("table2", __doc__, PROFILES, argv, script="experiments/table2_instruct.py",
               stages=lambda prof: [([Row(m, m) for m in methods], tasks, seeds) for methods, tasks, seeds in prof["stages"]],

@@ -242,14 +242,15 @@ def run_table(table: str, doc: str, profiles: dict, argv, *, script: str, stages
 
     `stages(profile)` gives [(rows, tasks, seeds), ...] (default: the profile's rows × tasks × seeds);
     `dry_run(profile)`, when given, adds --dry-run; `metadata` (or `metadata(profile)`) is added to the run's metadata;
-    `also_test(profile, backbone)` and `floors(profile, backbone, record_store)` give run_stages' `also_test` and
-    `floors`."""
+    `also_test(profile, backbone)` and `floors(profile, backbone, record_store, accepted_code_versions)` give
+    run_stages' `also_test` and `floors`."""
     from .runinfo import run_metadata
     args, prof, backbone, out_dir = table_cli(doc, profiles, argv, dry_run=dry_run is not None)
     if dry_run is not None and args.dry_run:
         return dry_run(prof)
     cfg = TrainConfig(**prof["train"])
     data = prof.get("data", "embedded")
+    accepted = accepted_code_versions(prof, args)
     # Only the cpu profile, whose CSVs are the committed results, records its cells in git (cells/ beside them):
     # the quick profile is a first look that should really run, and smoke output is temporary.
     store = out_dir / "cells" if args.profile == "cpu" else None
@@ -263,5 +264,5 @@ def run_table(table: str, doc: str, profiles: dict, argv, *, script: str, stages
     return run_stages(table, plan, backbone=backbone, train_cfg=cfg, lrs=prof["lrs"], n=prof["n"], out_dir=out_dir,
                       metadata=meta, profile=args.profile, fresh=args.fresh, smoke=args.profile == "smoke",
                       extras=extras, also_test=also_test(prof, backbone) if also_test else None,
-                      floors=floors(prof, backbone, store) if floors else None, data=data,
-                      reuse_code_versions=accepted_code_versions(prof, args), record_store=store)
+                      floors=floors(prof, backbone, store, accepted) if floors else None, data=data,
+                      reuse_code_versions=accepted, record_store=store)

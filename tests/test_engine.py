@@ -231,3 +231,23 @@ def test_a_profile_accepts_older_code_versions_for_cells_and_kept_json(tmp_path)
     assert not computed and not (store / "new.json").exists()        # used as it is, not copied under the new name
     assert cached_json(["new.json", "gone.json"], lambda: {"acc": 0.9}, cache, store) == {"acc": 0.9}
     assert json.loads((store / "new.json").read_text()) == json.loads((cache / "new.json").read_text()) == {"acc": 0.9}
+
+
+def test_run_table_hands_the_same_accepted_versions_to_floors_as_to_cells(tmp_path):
+    """A table's floors (Table 2's untuned backbone) are reused from exactly the versions its cells are: the
+    profile's, --reuse-code-version's, and none with --fresh."""
+    import pandas as pd
+
+    from iapt.grid import Row, run_table
+    profiles = {"smoke": dict(backbone=TINY, rows=[Row("lora", "lora")], tasks=["sst2"], seeds=[0], lrs=(1e-2,),
+                              n=dict(n_train=8, n_dev=4, n_test=4), reuse_code_versions=("old0000000",),
+                              train=dict(steps=2, batch_size=4, eval_every=2, patience=None))}
+    seen = []
+
+    def floors(prof, backbone, store, accepted):
+        seen.append(accepted)
+        return pd.DataFrame(columns=["task", "method", "metric"])
+    for extra in (["--reuse-code-version", "mid0000000"], ["--fresh"]):
+        run_table("t", "doc", profiles, ["--profile", "smoke", "--out-dir", str(tmp_path), *extra], script="t.py",
+                  floors=floors)
+    assert seen == [("old0000000", "mid0000000"), ()]
