@@ -37,8 +37,9 @@ PROFILES = {
     # 1e-3, LoRA and P-tuning v2 1e-2 in Table 2), so the first look compares the methods as the cpu grid does.
     "quick": dict(backbone=DEFAULT_BACKBONE, stages=[(["iapt", "lora", "prefix_tuning"], ["sst2", "rte"], [0])],
                   lrs=CPU_LRS, n=dict(n_dev=50, n_test=200), train=dict(CPU_TRAIN, steps=30, eval_every=15)),
-    # reuse_code_versions: cells from 922da5447c on; the change since (Table 2's floors take the accepted versions
-    # from run_table) does not touch a Table 1 cell.
+    # reuse_code_versions: the grid began at 922da5447c; the changes since (Table 2's floors take the accepted
+    # versions from run_table; grid.py and records.py left out of the code version; a rational's final coefficients
+    # added to the result) do not change a Table 1 cell's numbers.
     "cpu": dict(backbone=DEFAULT_BACKBONE, reuse_code_versions=("922da5447c",),
                 stages=[(CORE, ["sst2", "rte", "boolq", "copa"], [0, 1, 2]),               # the core grid
                         (EXTENDED, ["sst2", "rte", "boolq", "copa"], [0, 1, 2]),           # extended methods

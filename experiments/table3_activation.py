@@ -21,12 +21,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pandas as pd  # noqa: E402
-from safetensors.torch import load_file  # noqa: E402
 
 from iapt.backbones import DEFAULT_BACKBONE, TINY  # noqa: E402
 from iapt.errors import cli  # noqa: E402
 from iapt.grid import CPU_LRS, CPU_N, CPU_TRAIN, Row, compare_rows, run_table  # noqa: E402
-from iapt.model import CONFIG_NAME, WEIGHTS_NAME  # noqa: E402
 
 ROWS = [Row(f"fixed {a}", "iapt", {"activation": a}) for a in ("relu", "gelu", "tanh", "silu")] + [
     Row("relu below, gelu above", "iapt", {"activation": "relu>gelu"}),
@@ -49,17 +47,17 @@ PROFILES = {
 
 
 def rationals(df: pd.DataFrame) -> pd.DataFrame:
-    """Every layer's learned coefficients, read from each rational row's saved adapter."""
+    """Every layer's coefficients after training, from each rational row's result (beside its adapter; a cell
+    restored from its committed record has the result but no weights)."""
     recs = []
     for r in df[df.row.str.startswith("rational")].itertuples():
-        weights = load_file(str(Path(r.adapter) / WEIGHTS_NAME))
-        version = json.loads((Path(r.adapter) / CONFIG_NAME).read_text())["rational_version"]
+        result = json.loads((Path(r.adapter).parent / "result.json").read_text())
+        chosen = result["trials"][f"{result['chosen_lr']:g}"]
         drift = dict(x.split(":") for x in str(r.theta_drift).split()) if isinstance(r.theta_drift, str) else {}
-        for key in sorted((k for k in weights if k.endswith(".act.numerator")), key=lambda k: int(k.split(".")[0])):
-            layer = key.split(".")[0]
-            recs.append({"row": r.row, "task": r.task, "seed": r.seed, "layer": int(layer), "version": version,
-                         "numerator": " ".join(f"{v:.6g}" for v in weights[key].tolist()),
-                         "denominator": " ".join(f"{v:.6g}" for v in weights[f"{layer}.act.denominator"].tolist()),
+        for layer, act in sorted(chosen["rationals"].items(), key=lambda item: int(item[0])):
+            recs.append({"row": r.row, "task": r.task, "seed": r.seed, "layer": int(layer), "version": act["version"],
+                         "numerator": " ".join(f"{v:.6g}" for v in act["numerator"]),
+                         "denominator": " ".join(f"{v:.6g}" for v in act["denominator"]),
                          "drift": float(drift.get(layer, "nan"))})
     return pd.DataFrame(recs)
 

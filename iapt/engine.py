@@ -138,6 +138,14 @@ def rational_coefficients(model) -> dict[str, torch.Tensor]:
             for layer, g in gens.items() if hasattr(g.act, "numerator")}
 
 
+def rational_state(model) -> dict[str, dict]:
+    """Every generator layer's rational (form and coefficients), small enough to keep in a cell's record: the
+    learned activations can be drawn from a committed record, without the adapter's weights."""
+    return {layer: {"version": g.act.version, "numerator": g.act.numerator.tolist(),
+                    "denominator": g.act.denominator.tolist()}
+            for layer, g in getattr(model, "generators", {}).items() if hasattr(g.act, "numerator")}
+
+
 def theta_drift(initial: dict, final: dict) -> dict[str, float]:
     """Relative change ‖Θ − Θ₀‖ / ‖Θ₀‖ per layer."""
     return {k: float((final[k] - initial[k]).norm() / initial[k].norm().clamp(min=1e-12)) for k in initial}
@@ -326,4 +334,5 @@ def train(model, tokenizer, task: Task, train_examples: list[Example], dev_examp
     if theta_init:
         result["theta_drift"] = theta_drift(theta_init, rational_coefficients(model))   # of the restored best state
         result["theta_drift_last"] = drift_last
+        result["rationals"] = rational_state(model)
     return result

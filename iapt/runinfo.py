@@ -28,9 +28,11 @@ def git_commit() -> str:
 
 
 # Modules that cannot change a trained cell's numbers: serving (Table 5 times generation; its metadata carries the
-# git commit), statistics over finished cells, and command-line front ends. Leaving them out of the code version
-# means a fix there does not force hours of table cells to be recomputed.
-NOT_IN_CODE_VERSION = {"serving.py", "stats.py", "predict.py", "lm_eval_cli.py"}
+# git commit), statistics over finished cells, command-line front ends, and the table machinery (grid.py chooses
+# which cells to run and summarises them: every setting it hands a cell — method, options, learning rates, training
+# config, data sizes — is in the cell's key itself; records.py copies finished cells' JSON). Leaving them out of the
+# code version means a fix there does not force hours of table cells to be recomputed.
+NOT_IN_CODE_VERSION = {"serving.py", "stats.py", "predict.py", "lm_eval_cli.py", "grid.py", "records.py"}
 
 
 def code_version() -> str:
