@@ -36,7 +36,8 @@ PROFILES = {
     # The cpu profile's settings at half the steps and dev examples: its two-rate lr search is kept (IAPT prefers
     # 1e-3, LoRA and P-tuning v2 1e-2 in Table 2), so the first look compares the methods as the cpu grid does.
     "quick": dict(backbone=DEFAULT_BACKBONE, stages=[(["iapt", "lora", "prefix_tuning"], ["sst2", "rte"], [0])],
-                  lrs=CPU_LRS, n=dict(n_dev=50, n_test=200), train=dict(CPU_TRAIN, steps=30, eval_every=15)),
+                  lrs=CPU_LRS, n=dict(n_dev=50, n_test=200), train=dict(CPU_TRAIN, steps=30, eval_every=15),
+                  expected="about 42 min here, 45 min from a fresh clone with setup (measured 2026-11-29)"),
     # reuse_code_versions: the grid began at 922da5447c; the changes since (Table 2's floors take the accepted
     # versions from run_table; grid.py and records.py left out of the code version; a rational's final coefficients
     # added to the result) do not change a Table 1 cell's numbers.
