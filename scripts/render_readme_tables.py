@@ -1,6 +1,7 @@
 """Render README tables from the committed CSVs (so README numbers are never typed by hand).
 
-    python scripts/render_readme_tables.py      # rewrites the blocks between <!-- NAME:start/end --> markers
+    python scripts/render_readme_tables.py               # rewrites the blocks between <!-- NAME:start/end --> markers
+    python scripts/render_readme_tables.py table1_quick  # only the named blocks (e.g. while a grid still runs)
 """
 from __future__ import annotations
 
@@ -213,6 +214,8 @@ BLOCKS = {"zeroshot": ("zeroshot.csv", "zeroshot", zeroshot_table),
           "table2_backbone": ("table2_backbone.csv", "table2-backbone", table2_backbone_table),
           "table1": ("table1_summary.csv", "table1",
                      lambda df, meta: grid_summary_table(df, meta) + verdict_lines("table1", "iapt_vs")),
+          "table1_quick": ("quick/table1_summary.csv", "table1 PROFILE=quick",
+                           lambda df, meta: grid_summary_table(df, meta) + verdict_lines("table1", "iapt_vs", "quick/")),
           "table3": ("table3_summary.csv", "table3",
                      lambda df, meta: grid_summary_table(df, meta) + verdict_lines("table3", "learned_vs")),
           "table4": ("table4_summary.csv", "table4",
@@ -227,9 +230,15 @@ def render(csv: str, target: str, table) -> str:
     return "\n".join(table(pd.read_csv(path), json.loads(path.with_suffix(".meta.json").read_text())))
 
 
-def main():
+def main(argv=None):
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("blocks", nargs="*", metavar="BLOCK", help=f"blocks to rewrite (default: all): {', '.join(BLOCKS)}")
+    names = ap.parse_args(argv).blocks or list(BLOCKS)
+    if unknown := [n for n in names if n not in BLOCKS]:
+        ap.error(f"unknown block(s) {', '.join(unknown)}; valid: {', '.join(BLOCKS)}")
     text = README.read_text()
-    for name, (csv, target, table) in BLOCKS.items():
+    for name, (csv, target, table) in ((n, BLOCKS[n]) for n in names):
         text = re.sub(rf"<!-- {name}:start -->.*?<!-- {name}:end -->",
                       lambda _: f"<!-- {name}:start -->\n{render(csv, target, table)}\n<!-- {name}:end -->", text, flags=re.S)
     README.write_text(text)

@@ -212,3 +212,22 @@ def test_rows_with_different_seeds_are_compared_on_the_seeds_both_have():
     lora = compare_rows(df, "iapt", "lora")   # seeds 1 and 2: IAPT's mean there is 0.5, LoRA's 0
     assert lora["seeds"] == "1 2" and lora["diff"] == pytest.approx(0.5)
     assert compare_rows(df, "iapt", "idpg", tasks=["mmlu"]) is None
+
+
+def test_readme_tables_are_what_the_committed_csvs_render_to():
+    """README numbers are never typed by hand: every table block is the render of its CSV (a block whose CSV a
+    run here is still rewriting, i.e. differs from git, is left out)."""
+    import re
+    import subprocess
+    import render_readme_tables as render
+    text, checked = render.README.read_text(), 0
+    for name, (csv, target, table) in render.BLOCKS.items():
+        paths = [f"results/{csv}", f"results/{csv[:-4]}.meta.json"]
+        if subprocess.run(["git", "status", "--porcelain", "--", *paths], capture_output=True, text=True,
+                          cwd=render.REPO).stdout.strip():
+            continue
+        block = re.search(rf"<!-- {name}:start -->\n(.*?)\n<!-- {name}:end -->", text, re.S)
+        assert block, f"README lacks the block {name}"
+        assert block.group(1) == render.render(csv, target, table), f"README block {name} is not its CSV's render"
+        checked += 1
+    assert checked >= len(render.BLOCKS) - 2
