@@ -34,13 +34,16 @@ ROWS = [Row(f"fixed {a}", "iapt", {"activation": a}) for a in ("relu", "gelu", "
     Row("rational, alternating (paper)", "iapt", train={"theta": "alternate"}),
 ]
 LEARNED = "rational, alternating (paper)"
-TASKS = ["sst2", "rte"]   # provisional until Table 1 shows which tasks separate methods (README)
+# Table 1 (cpu, seed 0) separates tuned methods from the floors on sst2 alone (IAPT 0.826, LoRA 0.793 against
+# zero-shot 0.544); on rte, boolq and copa every method stays at the majority class, where no ablation could show.
+TASKS = ["sst2"]
 PROFILES = {
     "smoke": dict(backbone=TINY, rows=[ROWS[0], ROWS[4], ROWS[6], ROWS[8]], tasks=["sst2"], seeds=[0, 1],
                   lrs=(1e-2,), n=dict(n_train=16, n_dev=8, n_test=8),
                   train=dict(steps=4, batch_size=4, eval_every=2, patience=None)),
+    # three of the cpu grid's own cells (same settings, seed 0): a later `make table3` continues from them
     "quick": dict(backbone=DEFAULT_BACKBONE, rows=[ROWS[1], ROWS[6], ROWS[8]], tasks=["sst2"], seeds=[0],
-                  lrs=CPU_LRS, n=dict(CPU_N, n_test=200), train=CPU_TRAIN),
+                  lrs=CPU_LRS, n=CPU_N, train=CPU_TRAIN),
     "cpu": dict(backbone=DEFAULT_BACKBONE, rows=ROWS, tasks=TASKS, seeds=[0, 1, 2], lrs=CPU_LRS, n=CPU_N,
                 train=CPU_TRAIN),
 }

@@ -26,7 +26,9 @@ from iapt.backbones import DEFAULT_BACKBONE, TINY  # noqa: E402
 from iapt.errors import cli  # noqa: E402
 from iapt.grid import CPU_LRS, CPU_N, CPU_TRAIN, Row, compare_rows, run_table  # noqa: E402
 
-DEFAULT = Row("IAPT (defaults)", "iapt", size=16)
+# Sized by the budget like Table 1's IAPT (it resolves to m = 16, which the other rows fix): its cells are
+# Table 1's IAPT cells and Table 3's alternating row, computed once for all three tables.
+DEFAULT = Row("IAPT (defaults)", "iapt")
 ROWS = [DEFAULT] + [Row(f"{k} soft tokens", "iapt", {"num_soft_tokens": k}, size=16) for k in (1, 2, 8, 16)] + [
     Row(f"pooler {p}", "iapt", {"pooler": p}, size=16) for p in ("mean", "max", "last")] + [
     Row(f"placement {p}", "iapt", {"placement": p}, size=16) for p in ("prefix", "between")] + [
@@ -37,7 +39,9 @@ ROWS = [DEFAULT] + [Row(f"{k} soft tokens", "iapt", {"num_soft_tokens": k}, size
     Row("control: shuffled instruction", "iapt", {"generator_input": "shuffled"}, size=16),
     Row("control: constant input", "iapt", {"generator_input": "constant"}, size=16),
 ]
-TASKS = ["sst2", "rte"]   # provisional until Table 1 shows which tasks separate methods (README)
+# Table 1 (cpu, seed 0) separates tuned methods from the floors on sst2 alone (IAPT 0.826, LoRA 0.793 against
+# zero-shot 0.544); on rte, boolq and copa every method stays at the majority class, where no ablation could show.
+TASKS = ["sst2"]
 COMPARISONS = [   # (claim, the row IAPT's defaults are compared with, margin)
     ("4: four soft tokens suffice (8 and 16 add little)", "8 soft tokens", 0.02),
     ("4: four soft tokens suffice (8 and 16 add little)", "16 soft tokens", 0.02),
@@ -51,8 +55,9 @@ PROFILES = {
     "smoke": dict(backbone=TINY, rows=[DEFAULT, ROWS[1], ROWS[5], ROWS[-2], ROWS[-1]], tasks=["sst2"], seeds=[0, 1],
                   lrs=(1e-2,), n=dict(n_train=16, n_dev=8, n_test=8),
                   train=dict(steps=4, batch_size=4, eval_every=2, patience=None)),
+    # three of the cpu grid's own cells (same settings, seed 0): a later `make table4` continues from them
     "quick": dict(backbone=DEFAULT_BACKBONE, rows=[DEFAULT, ROWS[1], ROWS[-1]], tasks=["sst2"], seeds=[0],
-                  lrs=CPU_LRS, n=dict(CPU_N, n_test=200), train=CPU_TRAIN),
+                  lrs=CPU_LRS, n=CPU_N, train=CPU_TRAIN),
     "cpu": dict(backbone=DEFAULT_BACKBONE, rows=ROWS, tasks=TASKS, seeds=[0, 1, 2], lrs=CPU_LRS, n=CPU_N,
                 train=CPU_TRAIN),
 }

@@ -77,9 +77,11 @@ def run_grid(rows: list[Row], tasks: list[str], seeds: list[int], *, backbone: s
     # still holds a complete one-seed comparison; later seeds reuse the learning rate chosen there.
     plan = [(r, t, s) for s in seeds for r in rows for t in tasks]
     chosen: dict[tuple, float] = {}
-    bar = tqdm(plan, desc="cells", unit="cell")
-    for done, (row, task, seed) in enumerate(bar, 1):
+    # smoothing=0: the ETA is the mean rate of the cells computed in this run (restored cells left out below)
+    bar = tqdm(total=len(plan), desc="cells", unit="cell", smoothing=0)
+    for done, (row, task, seed) in enumerate(plan, 1):
         bar.set_postfix_str(f"{row.name} {task} seed {seed}")
+        started = time.time()
         key = (row.name, task)
         first = key not in chosen
         cell_lrs = tuple(lrs) if first else (chosen[key],)
@@ -96,8 +98,15 @@ def run_grid(rows: list[Row], tasks: list[str], seeds: list[int], *, backbone: s
         rows_so_far += [{**record, **extra} for extra in (also_test(result) if also_test else [])]
         records.keep(result["cell"], Path(result["adapter"]).parent, record_store)
         curves += curve_rows(row, task, seed, result)
+        bar.update(1)
+        if time.time() - started < 0.5 * result["wall_s"]["cell"]:
+            # restored from its record in seconds (computing it took minutes): leave it out of the ETA's rate,
+            # which tqdm takes as (n - initial) / (now - start_t), or resumed runs promise the rest at that speed
+            bar.initial += 1
+            bar.start_t += time.time() - started
         if on_cell is not None:
             on_cell(pd.DataFrame(rows_so_far), pd.DataFrame(curves), done)
+    bar.close()
     return pd.DataFrame(rows_so_far), pd.DataFrame(curves)
 
 
