@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from . import records
 from .engine import TrainConfig
+from .errors import UserError
 from .runinfo import write_results
 from .train import run_cell
 
@@ -203,6 +204,8 @@ def table_cli(doc: str, profiles: dict, argv=None, dry_run: bool = False):
                     help="also reuse cells finished with the same settings at this older code version (repeatable; "
                          "for a change to iapt/ known not to touch them; the table then lists both versions)")
     ap.add_argument("--backbone", help="override the profile's backbone (a local folder or hub id)")
+    ap.add_argument("--stages", type=int, nargs="+", metavar="I",
+                    help="run only these stages of the profile's plan (0 = the first; e.g. Table 1's core grid: --stages 0)")
     if dry_run:
         ap.add_argument("--dry-run", action="store_true", help="print the plan and parameter counts, run nothing")
     args = ap.parse_args(argv)
@@ -266,6 +269,11 @@ def run_table(table: str, doc: str, profiles: dict, argv, *, script: str, stages
     meta = run_metadata(profile=args.profile, backbone=backbone, train=cfg.to_dict(), lrs=list(prof["lrs"]),
                         data=prof["n"], data_source=data, script=script, **((metadata(prof) if callable(metadata) else metadata) or {}))
     plan = stages(prof) if stages else [(prof["rows"], prof["tasks"], prof["seeds"])]
+    if args.stages is not None:
+        if not all(0 <= i < len(plan) for i in args.stages):
+            raise UserError(f"--stages: profile {args.profile} has stages 0 to {len(plan) - 1}, not {args.stages}")
+        meta["stages"] = {"run": sorted(set(args.stages)), "in_profile": len(plan)}
+        plan = [plan[i] for i in meta["stages"]["run"]]
     cells = sum(len(rows) * len(tasks) * len(seeds) for rows, tasks, seeds in plan)
     print(f"{table}, profile {args.profile}: {cells} cells on {backbone}, {len(prof['lrs'])} learning-rate trial(s) "
           f"on the first seed of each; {prof.get('expected', 'duration not measured yet')}. Finished cells are "

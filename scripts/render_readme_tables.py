@@ -105,6 +105,10 @@ def grid_summary_table(summary: pd.DataFrame, meta: dict) -> list[str]:
     done, planned = meta.get("cells_done"), meta.get("cells_planned")
     partial = [f"**Partial run: {done} of {planned} planned cells done** (the run resumes where it stopped).", ""] \
         if done is not None and planned and done < planned else []
+    if "stages" in meta:   # run with --stages: say which part of the profile's plan this table is
+        run, total = meta["stages"]["run"], meta["stages"]["in_profile"]
+        partial += [f"Stage{'s' if len(run) > 1 else ''} {', '.join(map(str, run))} of the profile's {total} "
+                    f"(0–{total - 1}); the others were not run.", ""]
     return partial + markdown(["method", "tunable params", *tasks, "average"], rows) + [
         "", f"Median over seeds ± half the range (seeds). {meta['backbone']}, profile {meta['profile']}, {t['steps']} "
             f"steps, batch {t['batch_size']}, lr trials {meta['lrs']}, dev evaluation every {t['eval_every']} steps; "

@@ -99,6 +99,20 @@ def test_an_interrupted_table_leaves_a_complete_smaller_table(tmp_path, monkeypa
     assert set(pd.read_csv(tmp_path / "table1_summary.csv").row) >= set(rows.row)
 
 
+def test_stages_flag_runs_only_the_named_stages_and_says_so(tmp_path, monkeypatch, capsys):
+    import table1_glue
+    smoke = table1_glue.PROFILES["smoke"]
+    monkeypatch.setitem(table1_glue.PROFILES, "smoke", {**smoke, "stages": [(["iapt"], ["sst2"], [0]),
+                                                                             (["lora"], ["sst2"], [0])]})
+    table1_glue.main(["--profile", "smoke", "--out-dir", str(tmp_path), "--stages", "1"])
+    assert pd.read_csv(tmp_path / "table1.csv").row.tolist() == ["lora"]
+    meta = json.loads((tmp_path / "table1.meta.json").read_text())
+    assert meta["stages"] == {"run": [1], "in_profile": 2} and meta["cells_done"] == meta["cells_planned"] == 1
+    with pytest.raises(SystemExit):
+        table1_glue.main(["--profile", "smoke", "--out-dir", str(tmp_path), "--stages", "2"])
+    assert "has stages 0 to 1" in capsys.readouterr().err
+
+
 def test_table1_paper_dry_run_counts_parameters(capsys):
     import table1_glue
     table1_glue.main(["--profile", "paper", "--dry-run"])
