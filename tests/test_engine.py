@@ -214,6 +214,20 @@ def test_a_grid_resumes_from_its_committed_records_on_a_new_machine(tmp_path, mo
     assert not (store / first["cell"].iloc[0]).exists()               # and drops its old record with it
 
 
+def test_a_cell_resumed_after_its_trials_still_counts_their_time(tmp_path, monkeypatch):
+    """Interrupted after its trials, before the test evaluation: the resumed cell's table row reports the compute
+    of both invocations, not only the second's few seconds."""
+    from iapt.grid import Row, run_grid
+    monkeypatch.setenv("IAPT_CACHE", str(tmp_path))
+    grid = dict(backbone=TINY, train_cfg=TrainConfig(steps=4, batch_size=4, eval_every=2, patience=None, eval_batch_size=8),
+                lrs=(1e-3, 1e-2), profile="smoke", n=dict(n_train=8, n_dev=4, n_test=4))
+    first, _ = run_grid([Row("lora", "lora")], ["sst2"], [0], **grid)
+    (tmp_path / "runs" / first["cell"].iloc[0] / "result.json").unlink()      # the trials stay cached
+    resumed, _ = run_grid([Row("lora", "lora")], ["sst2"], [0], **grid)
+    assert resumed.test_metric.tolist() == first.test_metric.tolist()
+    assert resumed.cell_wall_s.iloc[0] >= resumed.train_wall_s.iloc[0] > 0
+
+
 def test_a_profile_accepts_older_code_versions_for_cells_and_kept_json(tmp_path):
     """A table's accepted older versions (profile and flag) reach its cells and its cached evaluations; --fresh none."""
     import argparse
