@@ -102,10 +102,12 @@ def test_an_interrupted_table_leaves_a_complete_smaller_table(tmp_path, monkeypa
 def test_stages_flag_runs_only_the_named_stages_and_says_so(tmp_path, monkeypatch, capsys):
     import table1_glue
     smoke = table1_glue.PROFILES["smoke"]
+    longer = table1_glue.Row("lora, 6 steps", "lora", train=dict(steps=6))      # a stage may list Rows
     monkeypatch.setitem(table1_glue.PROFILES, "smoke", {**smoke, "stages": [(["iapt"], ["sst2"], [0]),
-                                                                             (["lora"], ["sst2"], [0])]})
+                                                                             ([longer], ["sst2"], [0])]})
     table1_glue.main(["--profile", "smoke", "--out-dir", str(tmp_path), "--stages", "1"])
-    assert pd.read_csv(tmp_path / "table1.csv").row.tolist() == ["lora"]
+    rows = pd.read_csv(tmp_path / "table1.csv")
+    assert rows.row.tolist() == ["lora, 6 steps"] and rows.steps_run.tolist() == [6]   # smoke trains 4
     meta = json.loads((tmp_path / "table1.meta.json").read_text())
     assert meta["stages"] == {"run": [1], "in_profile": 2} and meta["cells_done"] == meta["cells_planned"] == 1
     with pytest.raises(SystemExit):
