@@ -43,7 +43,10 @@ PROFILES = {
     # added to the result) do not change a Table 1 cell's numbers.
     "cpu": dict(backbone=DEFAULT_BACKBONE, reuse_code_versions=("922da5447c",),
                 stages=[(CORE, ["sst2", "rte", "boolq", "copa"], [0, 1, 2]),               # the core grid
-                        (EXTENDED, ["sst2", "rte", "boolq", "copa"], [0, 1, 2]),           # extended methods
+                        # extended methods: first on sst2, the one core task where tuning leaves the floors (the
+                        # core grid's result), so claims 1 and 2 meet IDPG, LPT, AdaLoRA and (IA)³ where they can
+                        (EXTENDED, ["sst2"], [0, 1, 2]),
+                        (EXTENDED, ["rte", "boolq", "copa"], [0, 1, 2]),
                         (CORE + EXTENDED, ["mrpc", "cb", "squad"], [0, 1, 2]),             # extended tasks
                         # P-tuning v2 stays at the floors on sst2 in 60 steps (its prefix starts from N(0, 1),
                         # loss 12 at step 1): given five times the steps, does it learn?
