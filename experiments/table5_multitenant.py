@@ -1,6 +1,7 @@
 """Table 5: one frozen backbone serving many tenants in one batch — IAPT against unmerged LoRA, side by side.
 
     python experiments/table5_multitenant.py --profile cpu      # what `make table5` runs (about 30 min here)
+    python experiments/table5_multitenant.py --profile gpu      # cpu's grid, SmolLM2-1.7B architecture, random weights
     python experiments/table5_multitenant.py --profile full     # every factor (hours on this CPU; for a GPU)
     python experiments/table5_multitenant.py --profile smoke    # tiny random model, temporary folder
 
@@ -12,12 +13,16 @@ first token (prefill), per-token decode latency and tokens/s all come from the s
 interleaved within each repeat, so machine noise hits all alike. Adapters are random, non-zero and distinct
 per tenant (speed does not depend on trained values); LoRA sits on every linear module at IAPT's
 tunable-parameter budget (and on q, v only as a second point).
+With --random-weights the backbone is built from its config alone (a folder holding config.json, e.g.
+experiments/backbone_configs/smollm2-1.7b) with random weights on the device: tokens/s does not depend on the
+weights' values, and a machine without the weights (or network) can still time a larger backbone.
 Output (+ .meta.json), rewritten after each configuration: results/table5.csv (cpu), results/table5_full.csv
-(full on a CPU), results/table5_gpu.csv (any profile on a GPU, the device named in the metadata).
+(full on a CPU), results/table5_gpu-<backbone>.csv (any profile on a GPU, the device named in the metadata).
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import sys
 import tempfile
@@ -38,7 +43,7 @@ from iapt.errors import cli, unknown  # noqa: E402
 from iapt.evaluation import autocast, cpu_has_bf16  # noqa: E402
 from iapt.generator import build_generators  # noqa: E402
 from iapt.methods import count_trainable, size_for_budget  # noqa: E402
-from iapt.runinfo import RESULTS, run_metadata, write_results  # noqa: E402
+from iapt.runinfo import REPO, RESULTS, run_metadata, write_results  # noqa: E402
 from iapt.serving import (BareBackbone, GatheredLoRA, PeftMixedLoRA, StepClock, TenantIAPT,  # noqa: E402
                           TenantPromptTuning, random_lora)
 
@@ -49,6 +54,10 @@ PROFILES = {
     # On this CPU a batch-32 prefill of 64 tokens takes ~10 s, so one configuration costs ~6 min.
     "cpu": dict(backbone=DEFAULT_BACKBONE, central=CENTRAL, repeats=3, vary={"batch": [1, 8], "tenants": [1, 32]},
                 expected="about 30 min here"),
+    # The cpu grid on a GPU, with SmolLM2-1.7B's architecture and random weights (the weights need not travel).
+    "gpu": dict(backbone="experiments/backbone_configs/smollm2-1.7b", central=CENTRAL,
+                repeats=3, vary={"batch": [1, 8], "tenants": [1, 32]}, random_weights=True,
+                expected="minutes on one GPU"),
     "full": dict(backbone=DEFAULT_BACKBONE, central=CENTRAL, repeats=3,
                  vary={"batch": [1, 8], "tenants": [1, 4, 32], "prompt": [32, 128], "new": [16, 64]},
                  expected="about 1.5 h on this CPU; minutes on a GPU"),
@@ -88,11 +97,24 @@ class PeakMemory:
         return False
 
 
-def build_servers(backbone: str, tenants: int, device, prompt_tokens: int = 16) -> tuple[dict, dict]:
+def random_backbone(config_dir: str, device):
+    """The backbone's architecture with random weights, initialised directly on the device (fast for 1B+)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+    folder = Path(config_dir) if Path(config_dir).exists() else REPO / config_dir   # profiles name it from the repo
+    with torch.device(device):
+        return AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder), dtype=torch.float32)
+
+
+def build_servers(backbone: str, tenants: int, device, prompt_tokens: int = 16,
+                  random_weights: bool = False) -> tuple[dict, dict]:
     """One server per method over a fresh copy of the backbone; returns (servers, tunable params per tenant)."""
-    base = lambda: load_backbone(backbone)[0].to(device)   # noqa: E731
     torch.manual_seed(0)
-    ref = base()
+    if random_weights:
+        ref = random_backbone(backbone, device)
+        base = lambda: copy.deepcopy(ref)   # noqa: E731
+    else:
+        base = lambda: load_backbone(backbone)[0].to(device)   # noqa: E731
+        ref = base()
     text = ref.config.get_text_config()
     config = IAPTConfig()
     generator_sets = []
@@ -147,6 +169,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)}")
     ap.add_argument("--backbone", help="override the profile's backbone (a local folder or hub id)")
+    ap.add_argument("--random-weights", action="store_true",
+                    help="build --backbone (a folder with config.json) with random weights: same speed, no weights needed")
     ap.add_argument("--repeats", type=int, help="repeats after the warm-up (default: the profile's)")
     ap.add_argument("--out-dir", type=Path)
     args = ap.parse_args(argv)
@@ -154,15 +178,16 @@ def main(argv=None):
         raise unknown("profile", args.profile, PROFILES)
     prof = PROFILES[args.profile]
     backbone, repeats = args.backbone or prof["backbone"], args.repeats or prof["repeats"]
+    random_weights = args.random_weights or prof.get("random_weights", False)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     precision = "bf16" if device == "cuda" or cpu_has_bf16() else "fp32"
-    name = "table5_gpu.csv" if device == "cuda" else "table5_full.csv" if args.profile == "full" else "table5.csv"
+    name = f"table5_gpu-{Path(backbone).name}.csv" if device == "cuda" else "table5_full.csv" if args.profile == "full" else "table5.csv"
     out = (args.out_dir or (Path(tempfile.mkdtemp(prefix="iapt-smoke-")) if args.profile == "smoke" else RESULTS)) / name
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     configs = configurations(prof["central"], prof["vary"])
     max_tenants = max(c["tenants"] for _, c in configs)
     start = time.time()
-    servers, info = build_servers(backbone, max_tenants, device)
+    servers, info = build_servers(backbone, max_tenants, device, random_weights=random_weights)
     vocab = servers["bare"].base_model.config.get_text_config().vocab_size
     rows = []
     print(f"Table 5 ({args.profile}): {len(configs)} configurations x {len(METHODS)} methods x {repeats} repeats "
@@ -198,6 +223,7 @@ def main(argv=None):
         tqdm.write(f"{factor} {cfg}: " + ", ".join(f"{r['method']} {r['tokens_per_s']:.0f} tok/s" for r in rows[-len(METHODS):]))
         df = pd.DataFrame(rows)
         write_results(df, out, run_metadata(device=device, backbone=backbone, precision=precision, profile=args.profile,
+                                            random_weights=random_weights,
                                             seeds=[0], repeats=repeats, central=prof["central"],
                                             wall_time_s=round(time.time() - start, 1),
                                             script="experiments/table5_multitenant.py"))

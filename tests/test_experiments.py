@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
@@ -128,6 +129,24 @@ def test_table5_varies_batch_below_the_central_tenant_count():
     batch = {c["batch"]: c["tenants"] for factor, c in configs if factor == "batch"}
     assert batch == {1: 1, 8: 8}     # the batch sweep is not dropped for having fewer requests than tenants
     assert all(c["tenants"] <= c["batch"] for _, c in configs) and len(configs) == len({str(c) for _, c in configs})
+
+
+def test_table5_random_weights_build_the_named_architecture_and_the_gpu_profile_names_a_config():
+    import table5_multitenant
+    with torch.device("meta"):   # shapes only: 1.7 B parameters cost nothing here
+        model = table5_multitenant.random_backbone(table5_multitenant.PROFILES["gpu"]["backbone"], "meta")
+    assert model.config.num_hidden_layers == 24 and model.config.hidden_size == 2048
+    assert 1.6e9 < sum(p.numel() for p in model.parameters()) < 1.8e9
+    small = table5_multitenant.random_backbone("experiments/backbone_configs/smollm2-135m", "meta")
+    assert sum(p.numel() for p in small.parameters()) == 134_515_008   # the embedded SmolLM2-135M's count
+
+
+def test_cuda_checks_dry_run_passes_on_cpu(tmp_path):
+    """scripts/cuda_checks.py is what a lent GPU runs; its checks must hold (and run) on CPU first."""
+    import cuda_checks
+    assert cuda_checks.main(["--device", "cpu", "--precisions", "fp32", "--out-dir", str(tmp_path)]) == 0
+    df = pd.read_csv(tmp_path / "cuda_checks_dry_run.csv")
+    assert len(df) == 28 and df.passed.all()
 
 
 def test_table5_smoke_and_notebook(tmp_path):
