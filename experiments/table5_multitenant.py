@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import statistics
 import sys
 import tempfile
@@ -43,7 +44,7 @@ from iapt.errors import cli, unknown  # noqa: E402
 from iapt.evaluation import autocast, cpu_has_bf16  # noqa: E402
 from iapt.generator import build_generators  # noqa: E402
 from iapt.methods import count_trainable, size_for_budget  # noqa: E402
-from iapt.runinfo import REPO, RESULTS, run_metadata, write_results  # noqa: E402
+from iapt.runinfo import COMMIT_AT_START, REPO, RESULTS, run_metadata, write_results  # noqa: E402
 from iapt.serving import (BareBackbone, GatheredLoRA, PeftMixedLoRA, StepClock, TenantIAPT,  # noqa: E402
                           TenantPromptTuning, random_lora)
 
@@ -95,6 +96,13 @@ class PeakMemory:
             self.thread.join()
             self.mb = (self.peak - self.base) / 2 ** 20   # growth over the resident backbone
         return False
+
+
+def commit_if_no_git() -> dict:
+    """A device machine gets the working tree without .git: the caller names the commit it sent."""
+    if COMMIT_AT_START == "unknown" and os.environ.get("IAPT_GIT_COMMIT"):
+        return {"git_commit": os.environ["IAPT_GIT_COMMIT"], "git_commit_from": "IAPT_GIT_COMMIT"}
+    return {}
 
 
 def random_backbone(config_dir: str, device):
@@ -223,7 +231,7 @@ def main(argv=None):
         tqdm.write(f"{factor} {cfg}: " + ", ".join(f"{r['method']} {r['tokens_per_s']:.0f} tok/s" for r in rows[-len(METHODS):]))
         df = pd.DataFrame(rows)
         write_results(df, out, run_metadata(device=device, backbone=backbone, precision=precision, profile=args.profile,
-                                            random_weights=random_weights,
+                                            random_weights=random_weights, **commit_if_no_git(),
                                             seeds=[0], repeats=repeats, central=prof["central"],
                                             wall_time_s=round(time.time() - start, 1),
                                             script="experiments/table5_multitenant.py"))

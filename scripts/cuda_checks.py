@@ -20,7 +20,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
+sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "experiments")]
 
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
@@ -30,6 +30,7 @@ from iapt import IAPTModel  # noqa: E402
 from iapt.runinfo import RESULTS, run_metadata, write_results  # noqa: E402
 from test_iapt import IDS, MASK, iapt, step_by_step  # noqa: E402
 import test_serving  # noqa: E402
+from table5_multitenant import commit_if_no_git  # noqa: E402
 
 PLACEMENTS = ["prefix", "between", "before_last"]
 NEW = 6
@@ -133,7 +134,8 @@ def main(argv=None):
     df = pd.DataFrame(rows)
     out = args.out_dir / ("cuda_checks.csv" if dev.startswith("cuda") else "cuda_checks_dry_run.csv")
     write_results(df, out, run_metadata(device=dev, precisions=precisions,
-                                        wall_time_s=round(time.time() - start, 1), script="scripts/cuda_checks.py"))
+                                        wall_time_s=round(time.time() - start, 1), script="scripts/cuda_checks.py",
+                                        **commit_if_no_git()))
     print(df.to_string(index=False))
     print(f"{df.passed.sum()} of {len(df)} checks passed; wrote {out}")
     return 0 if df.passed.all() else 1
