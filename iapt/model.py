@@ -98,7 +98,9 @@ class IAPTModel(nn.Module):
         for p in self.base_model.parameters():
             p.requires_grad_(False)
         self.layers = decoder_layers(base_model)
-        self.generators = build_generators(config, len(self.layers), text_cfg.hidden_size)
+        # on the backbone's device: from_pretrained(base_on_gpu, ...) must not leave the generators on the CPU
+        device = next(base_model.parameters()).device
+        self.generators = build_generators(config, len(self.layers), text_cfg.hidden_size).to(device)
         self.placeholder_id = text_cfg.pad_token_id if text_cfg.pad_token_id is not None else 0
         self._widened: Widened | None = None
         first = min(int(i) for i in self.generators)
