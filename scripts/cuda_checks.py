@@ -16,6 +16,7 @@ import argparse
 import sys
 import tempfile
 import time
+import traceback
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -130,7 +131,12 @@ def main(argv=None):
     rows = []
     for precision in precisions:
         for checks in (generation_checks, serving_checks, training_checks):
-            rows += checks(dev, precision)
+            try:
+                rows += checks(dev, precision)
+            except Exception as e:   # a crash is a failed check with its message, and the other checks still run
+                rows.append(row(f"{checks.__name__} ran to the end", f"{type(e).__name__}: {str(e)[:200]}",
+                                precision, float("nan"), "no exception", False))
+                traceback.print_exc()
     df = pd.DataFrame(rows)
     out = args.out_dir / ("cuda_checks.csv" if dev.startswith("cuda") else "cuda_checks_dry_run.csv")
     write_results(df, out, run_metadata(device=dev, precisions=precisions,

@@ -141,6 +141,14 @@ def test_save_load_reproduces_logits_and_rejects_wrong_backbone(tmp_path):
         IAPTModel.from_pretrained(tiny_model("qwen2"), tmp_path)
 
 
+def test_generators_are_built_on_the_backbones_device():
+    """A GPU backbone got CPU generators from IAPTModel.from_pretrained (found by scripts/cuda_checks.py on an
+    H200). The meta device stands in for the GPU here: any device other than the default one shows it."""
+    base = tiny_model("llama").to("meta")
+    model = get_iapt_model(base, IAPTConfig(bottleneck_dim=8))
+    assert {p.device.type for p in model.generators.parameters()} == {"meta"}
+
+
 @pytest.mark.parametrize("pooler", ["attention", "mean", "max", "last"])
 def test_poolers_read_only_instruction_tokens(pooler):
     model = iapt("llama", "between", pooler=pooler)
