@@ -21,7 +21,7 @@ import pandas as pd  # noqa: E402
 
 from iapt.backbones import DEFAULT_BACKBONE, TINY  # noqa: E402
 from iapt.errors import cli  # noqa: E402
-from iapt.grid import CPU_LRS, CPU_N, CPU_TRAIN, Row, compare_rows, run_table  # noqa: E402
+from iapt.grid import CPU_CELL_VERSIONS, CPU_LRS, CPU_N, CPU_TRAIN, Row, compare_rows, run_table  # noqa: E402
 
 CORE = ["iapt", "lora", "prefix_tuning", "prompt_tuning"]
 EXTENDED = ["idpg", "lpt", "adalora", "ia3"]
@@ -38,11 +38,8 @@ PROFILES = {
     "quick": dict(backbone=DEFAULT_BACKBONE, stages=[(["iapt", "lora", "prefix_tuning"], ["sst2", "rte"], [0])],
                   lrs=CPU_LRS, n=dict(n_dev=50, n_test=200), train=dict(CPU_TRAIN, steps=30, eval_every=15),
                   expected="about 42 min here, 45 min from a fresh clone with setup (measured 2026-11-29)"),
-    # reuse_code_versions: the grid began at 922da5447c; the changes since (Table 2's floors take the accepted
-    # versions from run_table; grid.py and records.py left out of the code version; a rational's final coefficients
-    # added to the result) do not change a Table 1 cell's numbers. Most cells ran at c607fb94e7; since then the
-    # generators are only built on the backbone's device (a no-op on CPU).
-    "cpu": dict(backbone=DEFAULT_BACKBONE, reuse_code_versions=("922da5447c", "c607fb94e7"),
+    # reuse_code_versions: the versions the committed cells ran at (why they still hold: CPU_CELL_VERSIONS)
+    "cpu": dict(backbone=DEFAULT_BACKBONE, reuse_code_versions=CPU_CELL_VERSIONS,
                 stages=[(CORE, ["sst2", "rte", "boolq", "copa"], [0, 1, 2]),               # the core grid
                         # extended methods: first on sst2, the one core task where tuning leaves the floors (the
                         # core grid's result), so claims 1 and 2 meet IDPG, LPT, AdaLoRA and (IA)³ where they can

@@ -24,7 +24,7 @@ import pandas as pd  # noqa: E402
 
 from iapt.backbones import DEFAULT_BACKBONE, TINY  # noqa: E402
 from iapt.errors import cli  # noqa: E402
-from iapt.grid import CPU_LRS, CPU_N, CPU_TRAIN, Row, compare_rows, run_table  # noqa: E402
+from iapt.grid import CPU_CELL_VERSIONS, CPU_LRS, CPU_N, CPU_TRAIN, Row, compare_rows, run_table  # noqa: E402
 
 ROWS = [Row(f"fixed {a}", "iapt", {"activation": a}) for a in ("relu", "gelu", "tanh", "silu")] + [
     Row("relu below, gelu above", "iapt", {"activation": "relu>gelu"}),
@@ -43,9 +43,9 @@ PROFILES = {
                   train=dict(steps=4, batch_size=4, eval_every=2, patience=None)),
     # three of the cpu grid's own cells (same settings, seed 0): a later `make table3` continues from them
     "quick": dict(backbone=DEFAULT_BACKBONE, rows=[ROWS[1], ROWS[6], ROWS[8]], tasks=["sst2"], seeds=[0],
-                  lrs=CPU_LRS, n=CPU_N, train=CPU_TRAIN),
+                  lrs=CPU_LRS, n=CPU_N, train=CPU_TRAIN, reuse_code_versions=CPU_CELL_VERSIONS),
     "cpu": dict(backbone=DEFAULT_BACKBONE, rows=ROWS, tasks=TASKS, seeds=[0, 1, 2], lrs=CPU_LRS, n=CPU_N,
-                train=CPU_TRAIN),
+                train=CPU_TRAIN, reuse_code_versions=CPU_CELL_VERSIONS),
 }
 
 
