@@ -37,7 +37,7 @@ PROFILES = {
     # 1e-3, LoRA and P-tuning v2 1e-2 in Table 2), so the first look compares the methods as the cpu grid does.
     "quick": dict(backbone=DEFAULT_BACKBONE, stages=[(["iapt", "lora", "prefix_tuning"], ["sst2", "rte"], [0])],
                   lrs=CPU_LRS, n=dict(n_dev=50, n_test=200), train=dict(CPU_TRAIN, steps=30, eval_every=15),
-                  expected="about 42 min here, 45 min from a fresh clone with setup (measured 2026-11-29)"),
+                  expected="about 46 min here, 50 min from a fresh clone with setup (measured 2026-11-29 and -30)"),
     # reuse_code_versions: the versions the committed cells ran at (why they still hold: CPU_CELL_VERSIONS)
     "cpu": dict(backbone=DEFAULT_BACKBONE, reuse_code_versions=CPU_CELL_VERSIONS,
                 stages=[(CORE, ["sst2", "rte", "boolq", "copa"], [0, 1, 2]),               # the core grid
