@@ -100,7 +100,7 @@ class PeakMemory:
         return False
 
 
-def commit_if_no_git() -> dict:
+def commit_sent_to_device() -> dict:
     """A device machine gets a copy of the working tree whose git (if any) names the session's starting commit
     as dirty: the caller names the commit it sent in IAPT_GIT_COMMIT, and what git said there is kept beside it."""
     if os.environ.get("IAPT_GIT_COMMIT"):
@@ -234,7 +234,7 @@ def main(argv=None):
         tqdm.write(f"{factor} {cfg}: " + ", ".join(f"{r['method']} {r['tokens_per_s']:.0f} tok/s" for r in rows[-len(METHODS):]))
         df = pd.DataFrame(rows)
         write_results(df, out, run_metadata(device=device, backbone=backbone, precision=precision, profile=args.profile,
-                                            random_weights=random_weights, **commit_if_no_git(),
+                                            random_weights=random_weights, **commit_sent_to_device(),
                                             seeds=[0], repeats=repeats, central=prof["central"],
                                             wall_time_s=round(time.time() - start, 1),
                                             script="experiments/table5_multitenant.py"))
