@@ -26,7 +26,7 @@ from scipy.stats import kendalltau  # noqa: E402
 
 from iapt.backbones import DEFAULT_BACKBONE, TINY  # noqa: E402
 from iapt.errors import cli  # noqa: E402
-from iapt.grid import CPU_LRS, CPU_N, CPU_TRAIN, Row, per_example, run_table  # noqa: E402
+from iapt.grid import CPU_CELL_VERSIONS, CPU_LRS, CPU_N, CPU_TRAIN, Row, per_example, run_table  # noqa: E402
 
 TASKS = ["arc_easy", "arc_challenge", "boolq", "openbookqa", "piqa"]
 # MiLoRA (Zhang et al., 2024), Table 1, LLaMA-2 7B, accuracy % (as quoted in PAPER.md §3)
@@ -43,8 +43,9 @@ PROFILES = {
                   train=dict(steps=4, batch_size=4, eval_every=2, patience=None)),
     "quick": dict(backbone=DEFAULT_BACKBONE, methods=["iapt", "lora", "prefix_tuning"], tasks=["arc_easy"], seeds=[0],
                   lrs=CPU_LRS, n=dict(CPU_N, n_test=200), train=CPU_TRAIN),
+    # boolq × IAPT, P-tuning v2 and LoRA are Table 1's cells (same task, settings and store): reused, not retrained
     "cpu": dict(backbone=DEFAULT_BACKBONE, methods=list(PUBLISHED.index), tasks=TASKS, seeds=[0, 1, 2],
-                lrs=CPU_LRS, n=CPU_N, train=CPU_TRAIN),
+                lrs=CPU_LRS, n=CPU_N, train=CPU_TRAIN, reuse_code_versions=CPU_CELL_VERSIONS),
 }
 
 

@@ -27,11 +27,11 @@ from .train import run_cell
 CPU_LRS = (1e-3, 1e-2)
 CPU_TRAIN = dict(steps=60, batch_size=8, eval_every=20, patience=None, max_length=256)
 CPU_N = dict(n_dev=100)
-# Code versions whose committed cells at these settings the cpu-settings profiles (Tables 1, 3, 4) reuse: Table 1's
-# grid ran at c607fb94e7 (IAPT's seed-0 cells on sst2 and rte at 922da5447c). The changes since touch no cell's
-# numbers: Table 2's floors take the accepted versions from run_table; grid.py and records.py left the code
-# version; a rational's final coefficients added to the result; generators built on the backbone's device (a
-# no-op on CPU).
+# Code versions whose committed cells at these settings the cpu-settings profiles (Tables 1, 3, 4, reference)
+# reuse: Table 1's grid ran at c607fb94e7 (IAPT's seed-0 cells on sst2 and rte at 922da5447c). The changes since
+# touch no cell's numbers: Table 2's floors take the accepted versions from run_table; grid.py and records.py left
+# the code version; a rational's final coefficients added to the result; generators built on the backbone's
+# device (a no-op on CPU).
 CPU_CELL_VERSIONS = ("922da5447c", "c607fb94e7")
 
 
