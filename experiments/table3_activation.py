@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pandas as pd  # noqa: E402
 
 from iapt.backbones import DEFAULT_BACKBONE, TINY  # noqa: E402
-from iapt.errors import cli  # noqa: E402
+from iapt.errors import UserError, cli  # noqa: E402
 from iapt.grid import CPU_CELL_VERSIONS, CPU_LRS, CPU_N, CPU_TRAIN, Row, compare_rows, run_table  # noqa: E402
 
 ROWS = [Row(f"fixed {a}", "iapt", {"activation": a}) for a in ("relu", "gelu", "tanh", "silu")] + [
@@ -55,7 +55,12 @@ def rationals(df: pd.DataFrame) -> pd.DataFrame:
     restored from its committed record has the result but no weights)."""
     recs = []
     for r in df[df.row.str.startswith("rational")].itertuples():
-        result = json.loads((Path(r.adapter).parent / "result.json").read_text())
+        path = Path(r.adapter).parent / "result.json"
+        if not path.exists():   # e.g. a cell folder copied by hand from another cache: its result names that one
+            raise UserError(f"table3: {r.row} seed {r.seed}: its result names {r.adapter}, but {path} does not "
+                            "exist (was its folder copied from another cache?); point `adapter` at its folder or "
+                            "retrain it with --fresh")
+        result = json.loads(path.read_text())
         chosen = result["trials"][f"{result['chosen_lr']:g}"]
         drift = dict(x.split(":") for x in str(r.theta_drift).split()) if isinstance(r.theta_drift, str) else {}
         for layer, act in sorted(chosen["rationals"].items(), key=lambda item: int(item[0])):

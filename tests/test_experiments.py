@@ -12,6 +12,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import run_notebooks  # noqa: E402
 import zeroshot  # noqa: E402
 
+from iapt.errors import UserError  # noqa: E402
+
 
 def test_zeroshot_smoke_writes_csv_with_metadata_and_lm_eval_agrees(tmp_path):
     zeroshot.main(["--profile", "smoke", "--out-dir", str(tmp_path)])
@@ -178,6 +180,9 @@ def test_ablation_tables_smoke_and_notebooks(table, tmp_path):
         for adapter in rows[rows.row.str.startswith("rational")].adapter:   # a restored cell has no weights:
             shutil.rmtree(adapter)                                          # its result.json must suffice
         assert module.rationals(rows)[["row", "layer", "numerator"]].equals(rationals[["row", "layer", "numerator"]])
+        moved = rows.assign(adapter=str(tmp_path / "elsewhere" / "adapter"))   # a result copied from another cache
+        with pytest.raises(UserError, match="elsewhere.*--fresh"):
+            module.rationals(moved)
     execute_notebook(f"{name}.ipynb", out, tmp_path)
     assert any(p.name.startswith(name) for p in (tmp_path / "figures").iterdir())
 
