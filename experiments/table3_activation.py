@@ -10,7 +10,8 @@ learned by the paper's alternating dev-batch updates. Every row has the same gen
 learning-rate search. Outputs (cpu: results/, quick: results/quick/, smoke: a temporary folder): table3.csv,
 table3_summary.csv, table3_curves.csv, table3_verdicts.csv (the learned rational against each fixed
 activation and against the frozen one: paired bootstrap) and table3_rationals.csv (every layer's
-coefficients after training, and their drift from the GELU initialisation).
+coefficients after training, their drift from the GELU initialisation, and the largest change of the
+curve on [−1, 1], the range the activation receives, and on [−4, 4]).
 """
 from __future__ import annotations
 
@@ -67,8 +68,24 @@ def rationals(df: pd.DataFrame) -> pd.DataFrame:
             recs.append({"row": r.row, "task": r.task, "seed": r.seed, "layer": int(layer), "version": act["version"],
                          "numerator": " ".join(f"{v:.6g}" for v in act["numerator"]),
                          "denominator": " ".join(f"{v:.6g}" for v in act["denominator"]),
-                         "drift": float(drift.get(layer, "nan"))})
+                         "drift": float(drift.get(layer, "nan")),
+                         "max_change_pm1": max_change(act, 1.0), "max_change_pm4": max_change(act, 4.0)})
     return pd.DataFrame(recs)
+
+
+def max_change(act: dict, lim: float) -> float:
+    """max |R(x) − R₀(x)| over x in [−lim, lim]: how far the learned function moved from its GELU
+    initialisation. Coefficient drift alone does not say how much the curve changed where it is used: the
+    untrained generators feed it values within ±0.85 (results/preactivation_stats.csv), hence ±1; ±4 is the
+    notebook's plotting range, where x⁶ magnifies a small drift."""
+    import torch
+
+    from iapt.rational import fitted_coefficients, rational
+    a, b = (torch.tensor(v, dtype=torch.float64) for v in (act["numerator"], act["denominator"]))
+    a0, b0 = (torch.tensor(v, dtype=torch.float64)
+              for v in fitted_coefficients("gelu", act["version"], len(a) - 1, len(b)))
+    x = torch.linspace(-lim, lim, 801, dtype=torch.float64)
+    return float((rational(x, a, b, act["version"]) - rational(x, a0, b0, act["version"])).abs().max())
 
 
 def verdicts(df: pd.DataFrame) -> pd.DataFrame:
