@@ -57,7 +57,8 @@ PROFILES = {
                   train=dict(steps=4, batch_size=4, eval_every=2, patience=None)),
     # three of the cpu grid's own cells (same settings, seed 0): a later `make table4` continues from them
     "quick": dict(backbone=DEFAULT_BACKBONE, rows=[DEFAULT, ROWS[1], ROWS[-1]], tasks=["sst2"], seeds=[0],
-                  lrs=CPU_LRS, n=CPU_N, train=CPU_TRAIN),
+                  lrs=CPU_LRS, n=CPU_N, train=CPU_TRAIN,
+                  expected="about 35 min here (measured 2026-11-30 from a fresh clone)"),
     "cpu": dict(backbone=DEFAULT_BACKBONE, rows=ROWS, tasks=TASKS, seeds=[0, 1, 2], lrs=CPU_LRS, n=CPU_N,
                 train=CPU_TRAIN, reuse_code_versions=CPU_CELL_VERSIONS),
 }
