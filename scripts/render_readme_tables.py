@@ -144,15 +144,15 @@ def table2_table(summary: pd.DataFrame, meta: dict, folder: str = "") -> list[st
     return lines + verdict_lines("table2", "iapt_vs", folder)
 
 
-def reference_lines(summary: pd.DataFrame, meta: dict) -> list[str]:
+def reference_lines(summary: pd.DataFrame, meta: dict, folder: str = "") -> list[str]:
     lines = grid_summary_table(summary, meta)
-    ordering = _read("reference_commonsense_ordering.csv")
+    ordering = _read(f"{folder}reference_commonsense_ordering.csv")
     if ordering is not None and len(ordering):
         lines += ["", *markdown(["scope", "Kendall τ", "95 % interval", "pairs in published order", "95 % interval"],
                                 [[r.scope, f"{r.kendall_tau:+.2f}", f"[{r.tau_ci_low:+.2f}, {r.tau_ci_high:+.2f}]",
                                   f"{r.pairs_in_published_order:.2f}", f"[{r.pairs_ci_low:.2f}, {r.pairs_ci_high:.2f}]"]
                                  for r in ordering.itertuples()])]
-    pairs = _read("reference_commonsense_pairs.csv")
+    pairs = _read(f"{folder}reference_commonsense_pairs.csv")
     if pairs is not None and len(pairs):
         p = pairs[pairs.scope == "average"]
         lines += ["", *markdown(["published order (average)", "published difference", "ours", "95 % interval", "verdict"],
@@ -224,7 +224,9 @@ BLOCKS = {"zeroshot": ("zeroshot.csv", "zeroshot", zeroshot_table),
                      lambda df, meta: grid_summary_table(df, meta) + verdict_lines("table3", "learned_vs")),
           "table4": ("table4_summary.csv", "table4",
                      lambda df, meta: grid_summary_table(df, meta) + verdict_lines("table4", "defaults_vs")),
-          "reference": ("reference_commonsense_summary.csv", "reference", reference_lines)}
+          "reference": ("reference_commonsense_summary.csv", "reference", reference_lines),
+          "reference_quick": ("quick/reference_commonsense_summary.csv", "reference PROFILE=quick",
+                              lambda df, meta: reference_lines(df, meta, "quick/"))}
 
 
 def render(csv: str, target: str, table) -> str:
