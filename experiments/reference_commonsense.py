@@ -9,8 +9,8 @@ the same five methods on the embedded backbone (same re-split, pinned format, le
 1) and compare **orderings**, not absolute numbers (135 M vs 7 B): per task and on the average, Kendall's τ and
 the share of method pairs in the published order, with 95 % bootstrap intervals over test examples; and per
 published pair, whether our difference holds, flips or is not distinguishable.
-Outputs: reference_commonsense.csv (+ _summary, _curves), reference_commonsense_ordering.csv,
-reference_commonsense_pairs.csv (cpu: results/, quick: results/quick/, smoke: a temporary folder).
+Outputs: reference_commonsense.csv (+ _summary, _curves), reference_commonsense_beside.csv (ours next to the
+published accuracy and rank), _ordering.csv, _pairs.csv (cpu: results/, quick: results/quick/, smoke: a temporary folder).
 """
 from __future__ import annotations
 
@@ -63,26 +63,32 @@ def bootstrap_scores(df: pd.DataFrame, methods: list[str], tasks: list[str], n_b
     return out
 
 
-def orderings(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def orderings(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Per scope (each task, then the average over tasks): `beside`, our mean accuracy and rank next to the
+    published ones per method; `ordering`, Kendall's τ and the share of pairs in the published order; `pairs`,
+    each published pairwise order with our difference and its verdict. Intervals: bootstrap over test examples."""
     methods = [m for m in PUBLISHED.index if m in set(df.row)]
     tasks = [t for t in TASKS if all(t in per_example(df, m) for m in methods)]
     if len(methods) < 2 or not tasks:
-        return pd.DataFrame(), pd.DataFrame()
+        return {"beside": pd.DataFrame(), "ordering": pd.DataFrame(), "pairs": pd.DataFrame()}
     scores = bootstrap_scores(df, methods, tasks)
     scopes = {t: (scores[:, :, j], PUBLISHED.loc[methods, t].to_numpy()) for j, t in enumerate(tasks)}
     scopes["average"] = (scores.mean(2), PUBLISHED.loc[methods, tasks].mean(1).to_numpy())
     pairs = list(itertools.combinations(range(len(methods)), 2))
-    order_rows, pair_rows = [], []
+    beside_rows, order_rows, pair_rows = [], [], []
     for scope, (ours, published) in scopes.items():
+        our_rank = pd.Series(ours[0]).rank(ascending=False, method="min")      # 1 = best; ties share a rank
+        published_rank = pd.Series(published).rank(ascending=False, method="min")
+        beside_rows += [{"scope": scope, "method": m, "ours": ours[0][i], "published": published[i],
+                         "our_rank": int(our_rank[i]), "published_rank": int(published_rank[i])}
+                        for i, m in enumerate(methods)]
         taus = np.array([kendalltau(o, published).statistic for o in ours])
         agree = np.array([np.mean([np.sign(o[a] - o[b]) == np.sign(published[a] - published[b]) for a, b in pairs])
                           for o in ours])
         order_rows.append({"scope": scope, "methods": " ".join(methods), "kendall_tau": taus[0],
                            "tau_ci_low": np.nanpercentile(taus[1:], 2.5), "tau_ci_high": np.nanpercentile(taus[1:], 97.5),
                            "pairs_in_published_order": agree[0], "pairs_ci_low": np.percentile(agree[1:], 2.5),
-                           "pairs_ci_high": np.percentile(agree[1:], 97.5),
-                           "ours": " ".join(f"{m}:{v:.3f}" for m, v in zip(methods, ours[0])),
-                           "published": " ".join(f"{m}:{v:.3f}" for m, v in zip(methods, published))})
+                           "pairs_ci_high": np.percentile(agree[1:], 97.5)})
         for a, b in pairs:
             hi_m, lo_m = (a, b) if published[a] >= published[b] else (b, a)   # published winner first
             diff = ours[:, hi_m] - ours[:, lo_m]
@@ -91,18 +97,14 @@ def orderings(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                               "published_diff": published[hi_m] - published[lo_m], "our_diff": diff[0],
                               "ci_low": ci[0], "ci_high": ci[1],
                               "verdict": "holds" if ci[0] > 0 else "flips" if ci[1] < 0 else "not distinguishable"})
-    return pd.DataFrame(order_rows), pd.DataFrame(pair_rows)
+    return {"beside": pd.DataFrame(beside_rows), "ordering": pd.DataFrame(order_rows), "pairs": pd.DataFrame(pair_rows)}
 
 
 @cli
 def main(argv=None):
-    def extras(df):
-        ordering, pairs = orderings(df)
-        return {"ordering": ordering, "pairs": pairs}
-
     run_table("reference_commonsense", __doc__, PROFILES, argv, script="experiments/reference_commonsense.py",
               stages=lambda prof: [([Row(m, m) for m in prof["methods"]], prof["tasks"], prof["seeds"])],
-              extras=extras, metadata={"published": "MiLoRA Table 1 via PAPER.md §3"})
+              extras=orderings, metadata={"published": "MiLoRA Table 1 via PAPER.md §3"})
 
 
 if __name__ == "__main__":

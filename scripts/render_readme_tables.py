@@ -146,6 +146,15 @@ def table2_table(summary: pd.DataFrame, meta: dict, folder: str = "") -> list[st
 
 def reference_lines(summary: pd.DataFrame, meta: dict, folder: str = "") -> list[str]:
     lines = grid_summary_table(summary, meta)
+    beside = _read(f"{folder}reference_commonsense_beside.csv")
+    if beside is not None and len(beside):
+        scopes = list(dict.fromkeys(beside.scope))
+        cell = {(r.method, r.scope): f"{r.ours:.3f} ({r.our_rank}) / {r.published:.3f} ({r.published_rank})"
+                for r in beside.itertuples()}
+        lines += ["", "Ours (mean over seeds) next to the published LLaMA-2 7B accuracy, rank among these methods in "
+                      "brackets:", "", *markdown(["method", *scopes],
+                                                 [[m, *(cell[m, s] for s in scopes)]
+                                                  for m in dict.fromkeys(beside.method)])]
     ordering = _read(f"{folder}reference_commonsense_ordering.csv")
     if ordering is not None and len(ordering):
         lines += ["", *markdown(["scope", "Kendall τ", "95 % interval", "pairs in published order", "95 % interval"],

@@ -201,6 +201,14 @@ def test_reference_commonsense_smoke_and_notebook(tmp_path):
             & (ordering.pairs_in_published_order <= ordering.pairs_ci_high + 1e-9)).all()
     pairs = pd.read_csv(out / "reference_commonsense_pairs.csv")
     assert len(pairs) == 3 * 3 and set(pairs.verdict) <= {"holds", "flips", "not distinguishable"}
+    beside = pd.read_csv(out / "reference_commonsense_beside.csv")
+    rows = pd.read_csv(out / "reference_commonsense.csv")
+    task = beside[beside.scope == "piqa"].set_index("method")
+    # ours = the mean over seeds of each cell's test accuracy (every seed sees the same test examples)
+    pd.testing.assert_series_equal(task.ours, rows[rows.task == "piqa"].groupby("row").test_metric.mean()
+                                   .reindex(task.index), check_names=False)
+    assert (task.published == reference_commonsense.PUBLISHED.loc[task.index, "piqa"]).all()
+    assert sorted(task.published_rank) == [1, 2, 3] and task.published_rank["lora"] == 1   # lora > iapt > prefix
     execute_notebook("reference.ipynb", out, tmp_path)
     assert (tmp_path / "figures" / "reference_commonsense.png").exists()
 
