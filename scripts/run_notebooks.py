@@ -25,8 +25,10 @@ def execute_notebook(name: str, results_dir: Path, figures_dir: Path, workdir: P
     import nbformat
     from nbclient import NotebookClient
     nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
-    saved = {k: os.environ.get(k) for k in ("IAPT_RESULTS", "IAPT_FIGURES")}
+    saved = {k: os.environ.get(k) for k in ("IAPT_RESULTS", "IAPT_FIGURES", "PYTHONPATH")}
     os.environ["IAPT_RESULTS"], os.environ["IAPT_FIGURES"] = str(results_dir), str(figures_dir)
+    # notebooks/plots.py imports as it does in Jupyter (cwd = notebooks/), whatever `workdir` is
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(NOTEBOOKS), saved["PYTHONPATH"]]))
     try:
         NotebookClient(nb, timeout=300, kernel_name="python3",
                        resources={"metadata": {"path": str(workdir or NOTEBOOKS)}}).execute()
