@@ -1,4 +1,5 @@
-"""Figure code that more than one table notebook draws (the notebooks run with this folder as their cwd)."""
+"""Figure code that more than one table notebook draws (imported from notebooks/: Jupyter's cwd, and on the
+kernel's PYTHONPATH when scripts/run_notebooks.py runs them)."""
 from __future__ import annotations
 
 from pathlib import Path
