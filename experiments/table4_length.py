@@ -55,7 +55,7 @@ COMPARISONS = [   # (claim, the row IAPT's defaults are compared with, margin)
     ("control: reading the instruction helps (vs constant)", "control: constant input", 0.0),
     # our choices, each against the alternative it replaced (the paper's where there is one)
     ("ours: before_last slots beat the prefix", "placement prefix", 0.0),
-    ("ours: before_last slots beat between instruction and input", "placement between", 0.0),
+    ("ours: before_last slots beat slots between instruction and response", "placement between", 0.0),
     ("ours: the layer-norm read beats the raw read (paper)", "read raw (paper)", 0.0),
     ("ours: W_up = 0 beats a small random W_up", "W_up random 0.02", 0.0),
     ("ours: the zero slot is as good as the mean slot (margin 0.02)",
@@ -70,7 +70,9 @@ PROFILES = {
                   lrs=CPU_LRS, n=CPU_N, train=CPU_TRAIN,
                   expected="about 35 min here (measured 2026-11-30 from a fresh clone)"),
     "cpu": dict(backbone=DEFAULT_BACKBONE, rows=ROWS, tasks=TASKS, seeds=[0, 1, 2], lrs=CPU_LRS, n=CPU_N,
-                train=CPU_TRAIN, reuse_code_versions=CPU_CELL_VERSIONS),
+                train=CPU_TRAIN, reuse_code_versions=CPU_CELL_VERSIONS,
+                expected="about 3 h 50 min of compute here (57 cells, measured 2026-11-30 over three sessions, part "
+                         "on a slower machine; seconds once its cells are committed)"),
 }
 
 
