@@ -68,11 +68,11 @@ PROFILES = {
     # three of the cpu grid's own cells (same settings, seed 0): a later `make table4` continues from them
     "quick": dict(backbone=DEFAULT_BACKBONE, rows=[DEFAULT, ROWS[1], ROWS[-1]], tasks=["sst2"], seeds=[0],
                   lrs=CPU_LRS, n=CPU_N, train=CPU_TRAIN,
-                  expected="about 35 min here (measured 2026-11-30 from a fresh clone)"),
+                  expected="about 20-35 min here (measured 2026-11-30 from fresh clones on two machines)"),
     "cpu": dict(backbone=DEFAULT_BACKBONE, rows=ROWS, tasks=TASKS, seeds=[0, 1, 2], lrs=CPU_LRS, n=CPU_N,
                 train=CPU_TRAIN, reuse_code_versions=CPU_CELL_VERSIONS,
-                expected="about 3 h 50 min of compute here (57 cells, measured 2026-11-30 over three sessions, part "
-                         "on a slower machine; seconds once its cells are committed)"),
+                expected="about 3 h 50 min of compute here (57 cells, measured 2026-11-30 over three sessions, on "
+                         "three kinds of machine; seconds once its cells are committed)"),
 }
 
 
