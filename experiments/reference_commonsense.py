@@ -27,6 +27,7 @@ from scipy.stats import kendalltau  # noqa: E402
 from iapt.backbones import DEFAULT_BACKBONE, TINY  # noqa: E402
 from iapt.errors import cli  # noqa: E402
 from iapt.grid import CPU_CELL_VERSIONS, CPU_LRS, CPU_N, CPU_TRAIN, Row, per_example, run_table  # noqa: E402
+from iapt.stats import CONTRADICTED, NOT_DISTINGUISHABLE, REPRODUCED, interval, verdict  # noqa: E402
 
 TASKS = ["arc_easy", "arc_challenge", "boolq", "openbookqa", "piqa"]
 # MiLoRA (Zhang et al., 2024), Table 1, LLaMA-2 7B, accuracy % (as quoted in PAPER.md §3)
@@ -37,6 +38,8 @@ PUBLISHED = pd.DataFrame({
     "lora": [73.4, 57.2, 68.8, 80.1, 81.4],
     "adalora": [73.8, 57.9, 69.2, 80.4, 82.1],
 }, index=TASKS).T / 100
+# the verdict rule of PAPER.md §3, worded for a published pairwise order
+PAIR_VERDICTS = {REPRODUCED: "holds", CONTRADICTED: "flips", NOT_DISTINGUISHABLE: "not distinguishable"}
 PROFILES = {
     "smoke": dict(backbone=TINY, methods=["iapt", "lora", "prefix_tuning"], tasks=["arc_easy", "piqa"], seeds=[0, 1],
                   lrs=(1e-2,), n=dict(n_train=16, n_dev=8, n_test=8),
@@ -93,11 +96,10 @@ def orderings(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
         for a, b in pairs:
             hi_m, lo_m = (a, b) if published[a] >= published[b] else (b, a)   # published winner first
             diff = ours[:, hi_m] - ours[:, lo_m]
-            ci = np.percentile(diff[1:], [2.5, 97.5])
+            lo, hi = interval(diff[1:])
             pair_rows.append({"scope": scope, "published_winner": methods[hi_m], "published_loser": methods[lo_m],
                               "published_diff": published[hi_m] - published[lo_m], "our_diff": diff[0],
-                              "ci_low": ci[0], "ci_high": ci[1],
-                              "verdict": "holds" if ci[0] > 0 else "flips" if ci[1] < 0 else "not distinguishable"})
+                              "ci_low": lo, "ci_high": hi, "verdict": PAIR_VERDICTS[verdict(lo, hi)]})
     return {"beside": pd.DataFrame(beside_rows), "ordering": pd.DataFrame(order_rows), "pairs": pd.DataFrame(pair_rows)}
 
 

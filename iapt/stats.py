@@ -25,10 +25,15 @@ def paired_bootstrap(a: dict[str, np.ndarray], b: dict[str, np.ndarray], n_boot:
         idx = rng.integers(0, len(diff), size=(n_boot, len(diff)))
         boots += diff[idx].mean(1)
     point, boots = point / len(tasks), boots / len(tasks)
-    # scores are multiples of 1/(seeds·examples): a resample whose gains and losses cancel should give 0, but
-    # summing in another order leaves ±1e-17, which would decide "reproduced" vs "not distinguishable"
+    return (float(point), *interval(boots))
+
+
+def interval(boots: np.ndarray) -> tuple[float, float]:
+    """95 % percentile interval of bootstrap differences. Scores are multiples of 1/(seeds·examples): a resample
+    whose gains and losses cancel should give 0, but summing in another order leaves ±1e-17, which would decide
+    "reproduced" vs "not distinguishable" — so the bounds are rounded to 12 decimals."""
     lo, hi = np.round(np.percentile(boots, [2.5, 97.5]), 12)
-    return float(point), float(lo), float(hi)
+    return float(lo), float(hi)
 
 
 def verdict(lo: float, hi: float, margin: float = 0.0) -> str:
