@@ -210,7 +210,8 @@ def test_reference_commonsense_smoke_and_notebook(tmp_path):
     assert (task.published == reference_commonsense.PUBLISHED.loc[task.index, "piqa"]).all()
     assert sorted(task.published_rank) == [1, 2, 3] and task.published_rank["lora"] == 1   # lora > iapt > prefix
     execute_notebook("reference.ipynb", out, tmp_path)
-    assert (tmp_path / "figures" / "reference_commonsense.png").exists()
+    assert {p.name for p in (tmp_path / "figures").iterdir()} >= {"reference_commonsense.png",
+                                                                  "reference_commonsense_pairs.png"}
 
 
 def test_table2_smoke_and_notebook(tmp_path):
