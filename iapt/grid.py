@@ -60,6 +60,7 @@ def cell_row(row: Row, task: str, seed: int, result: dict, lr_source: str, profi
             "test_metric": result["test_metric"], "n_test": result["test"]["n"], "best_step": chosen["best_step"],
             "steps_run": chosen["steps_run"], "train_wall_s": round(result["wall_s"]["train"], 1),
             "cell_wall_s": round(cell_compute_s(result["wall_s"]), 1), "code_version": result["code_version"],
+            "device": result["meta"]["device"],   # where the cell was trained (resumed grids can mix machines)
             "test_correct": " ".join(f"{c:g}" for c in result["test_correct"]),
             "theta_drift": " ".join(f"{k}:{v:.4f}" for k, v in chosen.get("theta_drift", {}).items()),
             "cell": result["cell"], "adapter": result["adapter"]}
@@ -173,7 +174,9 @@ def run_stages(table: str, stages: list[tuple[list[Row], list[str], list[int]]],
                 "cells_planned": planned, "wall_s_this_invocation": round(time.time() - t0, 1),
                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 # compute time of the table's cells, whichever invocation (or session) ran them
-                "cells_wall_s": round(float(df.drop_duplicates("cell")["cell_wall_s"].sum()), 1)}
+                "cells_wall_s": round(float(df.drop_duplicates("cell")["cell_wall_s"].sum()), 1),
+                # the machines that trained the cells, with how many each: `device` above is only this invocation's
+                "cell_devices": df.drop_duplicates("cell")["device"].value_counts().to_dict()}
         write_results(df, out_dir / f"{table}.csv", meta)
         write_results(pd.concat(curve_frames + [curves], ignore_index=True), out_dir / f"{table}_curves.csv", meta)
         write_results(summarize(df, floors), out_dir / f"{table}_summary.csv", meta)

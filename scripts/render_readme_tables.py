@@ -112,11 +112,22 @@ def grid_summary_table(summary: pd.DataFrame, meta: dict) -> list[str]:
     return partial + markdown(["method", "tunable params", *tasks, "average"], rows) + [
         "", f"Median over seeds ± half the range (seeds). {meta['backbone']}, profile {meta['profile']}, {t['steps']} "
             f"steps, batch {t['batch_size']}, lr trials {meta['lrs']}, dev evaluation every {t['eval_every']} steps; "
-            f"commit `{meta['git_commit'][:12]}`, code versions {', '.join(meta['code_versions'])}, {meta['device']}"
+            f"commit `{meta['git_commit'][:12]}`, code versions {', '.join(meta['code_versions'])}, {trained_on(meta)}"
             + (f", the cells' compute time {meta['cells_wall_s'] / 60:.0f} min (summed over the sessions that ran them)."
                if "cells_wall_s" in meta else
                f", {meta['wall_s_this_invocation'] / 60:.0f} min in the last invocation." if "wall_s_this_invocation" in meta
                else ".")]
+
+
+def trained_on(meta: dict) -> str:
+    """Where a grid's cells were trained: every machine with its cell count (grids resumed across sessions can mix
+    machines, whose numbers differ slightly), or the invocation's device for tables written before cells said so."""
+    devices = meta.get("cell_devices")
+    if not devices:
+        return meta["device"]
+    if len(devices) == 1:
+        return f"cells trained on {next(iter(devices))}"
+    return "cells trained on " + "; ".join(f"{d} ({n} cells)" for d, n in devices.items())
 
 
 def verdict_lines(name: str, other: str, folder: str = "") -> list[str]:

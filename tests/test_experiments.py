@@ -74,6 +74,8 @@ def test_table1_smoke_and_notebook(tmp_path):
     assert set(verdicts.iapt_vs) == {"prefix_tuning", "lora"} and (verdicts.ci_low <= verdicts.ci_high).all()
     meta = json.loads((out / "table1.meta.json").read_text())
     assert meta["profile"] == "smoke" and meta["cells_done"] == meta["cells_planned"] == 12
+    # every cell says which machine trained it, and the table counts them (a resumed grid can mix machines)
+    assert set(rows.device) == {meta["device"]} and meta["cell_devices"] == {meta["device"]: 12}
     assert rows.seed.tolist() == sorted(rows.seed)                      # seed-major: seed 0 of everything first
     table1_glue.main(["--profile", "smoke", "--out-dir", str(out)])        # finished cells are reused
     assert pd.read_csv(out / "table1.csv")["test_metric"].tolist() == rows["test_metric"].tolist()
@@ -283,3 +285,11 @@ def test_readme_tables_are_what_the_committed_csvs_render_to():
         assert block.group(1) == render.render(csv, target, table), f"README block {name} is not its CSV's render"
         checked += 1
     assert checked >= len(render.BLOCKS) - 2
+
+
+def test_a_grid_trained_on_several_machines_names_each_with_its_cell_count():
+    from render_readme_tables import trained_on
+    mixed = {"device": "cpu: B", "cell_devices": {"cpu: A": 66, "cpu: B": 9}}
+    assert trained_on(mixed) == "cells trained on cpu: A (66 cells); cpu: B (9 cells)"
+    assert trained_on({"device": "cpu: B", "cell_devices": {"cpu: B": 3}}) == "cells trained on cpu: B"
+    assert trained_on({"device": "cpu: B"}) == "cpu: B"      # tables written before cells recorded their machine
