@@ -49,7 +49,10 @@ PROFILES = {
                   expected="about 20 min here (measured 2026-11-30 from a fresh clone: 18 min, setup included)"),
     # boolq × IAPT, P-tuning v2 and LoRA are Table 1's cells (same task, settings and store): reused, not retrained
     "cpu": dict(backbone=DEFAULT_BACKBONE, methods=list(PUBLISHED.index), tasks=TASKS, seeds=[0, 1, 2],
-                lrs=CPU_LRS, n=CPU_N, train=CPU_TRAIN, reuse_code_versions=CPU_CELL_VERSIONS),
+                lrs=CPU_LRS, n=CPU_N, train=CPU_TRAIN, reuse_code_versions=CPU_CELL_VERSIONS,
+                expected="about 10 h of compute here (75 cells, 605 min, measured 2026-11-30 to 12-01 over several "
+                         "sessions: a seed-0 cell with its lr search 6-26 min, a later seed 3-15 min, boolq the "
+                         "slowest; seconds once its cells are committed)"),
 }
 
 
