@@ -169,14 +169,15 @@ def run_stages(table: str, stages: list[tuple[list[Row], list[str], list[int]]],
 
     def publish(cell_rows: pd.DataFrame, curves: pd.DataFrame, done: int) -> None:
         df = pd.concat(frames + [cell_rows], ignore_index=True)
+        cells = df.drop_duplicates("cell")      # also_test adds rows that share their cell
         meta = {**metadata, "code_versions": sorted(set(df["code_version"])),
                 "mixed_code_versions": df["code_version"].nunique() > 1, "cells_done": done_before + done,
                 "cells_planned": planned, "wall_s_this_invocation": round(time.time() - t0, 1),
                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 # compute time of the table's cells, whichever invocation (or session) ran them
-                "cells_wall_s": round(float(df.drop_duplicates("cell")["cell_wall_s"].sum()), 1),
+                "cells_wall_s": round(float(cells["cell_wall_s"].sum()), 1),
                 # the machines that trained the cells, with how many each: `device` above is only this invocation's
-                "cell_devices": df.drop_duplicates("cell")["device"].value_counts().to_dict()}
+                "cell_devices": cells["device"].value_counts().to_dict()}
         write_results(df, out_dir / f"{table}.csv", meta)
         write_results(pd.concat(curve_frames + [curves], ignore_index=True), out_dir / f"{table}_curves.csv", meta)
         write_results(summarize(df, floors), out_dir / f"{table}_summary.csv", meta)
