@@ -34,7 +34,7 @@ $(VENV)/.stamp-models: models-requirements.txt $(VENV)/.stamp-python
 
 # The BIG-bench source archive (358 MB) is only downloaded (sha256-checked); task files are read from it.
 $(IAPT_CACHE)/downloads/bigbench-1.0.0.tar.gz: | $(VENV)/.stamp-python
-	$(PY) scripts/fetch_bigbench.py $(IAPT_CACHE)/downloads
+	$(PY) -m scripts.fetch_bigbench $(IAPT_CACHE)/downloads
 
 setup: $(VENV)/.stamp-python $(VENV)/.stamp-models $(IAPT_CACHE)/downloads/bigbench-1.0.0.tar.gz  ## create .venv, install everything, fetch data (idempotent)
 
@@ -42,43 +42,43 @@ test: setup  ## run the test suite (about 9 minutes once set up on a 2-core CPU)
 	$(PY) -m pytest -q --durations=10 tests
 
 zeroshot: setup  ## floors: zero-shot, majority-class and chance on the embedded tasks -> results/zeroshot.csv
-	$(PY) experiments/zeroshot.py --profile $(PROFILE)
+	$(PY) -m experiments.zeroshot --profile $(PROFILE)
 
 overhead: setup  ## IAPT vs LoRA vs frozen backbone step time and decoding speed -> results/overhead.csv
-	$(PY) experiments/overhead.py
+	$(PY) -m experiments.overhead
 
 acceptance: setup  ## the engine's check: IAPT and LoRA vs the sst2 floor -> results/engine_acceptance.csv
-	$(PY) experiments/engine_acceptance.py --profile $(PROFILE)
+	$(PY) -m experiments.engine_acceptance --profile $(PROFILE)
 
 table1: setup  ## Table 1 (GLUE/SuperGLUE/SQuAD comparison; PROFILE=quick for a first look) -> results/table1*.csv
-	$(PY) experiments/table1_glue.py --profile $(PROFILE) $(ARGS)
+	$(PY) -m experiments.table1_glue --profile $(PROFILE) $(ARGS)
 
 table3: setup  ## Table 3 (activation ablation: fixed, mixed, frozen/joint/alternating rational) -> results/table3*.csv
-	$(PY) experiments/table3_activation.py --profile $(PROFILE) $(ARGS)
+	$(PY) -m experiments.table3_activation --profile $(PROFILE) $(ARGS)
 
 table4: setup  ## Table 4 (soft tokens, pooler, placement, bottleneck, deviations, controls) -> results/table4*.csv
-	$(PY) experiments/table4_length.py --profile $(PROFILE) $(ARGS)
+	$(PY) -m experiments.table4_length --profile $(PROFILE) $(ARGS)
 
 table5: setup  ## Table 5 (multi-tenant serving: IAPT vs unmerged LoRA, side by side) -> results/table5.csv
-	$(PY) experiments/table5_multitenant.py --profile $(PROFILE) $(ARGS)
+	$(PY) -m experiments.table5_multitenant --profile $(PROFILE) $(ARGS)
 
 reference: setup  ## our method ordering vs the published one on ARC-e/c, BoolQ, OBQA, PIQA -> results/reference_commonsense*.csv
-	$(PY) experiments/reference_commonsense.py --profile $(PROFILE) $(ARGS)
+	$(PY) -m experiments.reference_commonsense --profile $(PROFILE) $(ARGS)
 
 table2: setup  ## Table 2 (instruction tuning on NI v1 -> held-out NI, MMLU, BBH via lm-eval; PROFILE=quick first) -> results/table2*.csv
-	$(PY) experiments/table2_instruct.py --profile $(PROFILE) $(ARGS)
+	$(PY) -m experiments.table2_instruct --profile $(PROFILE) $(ARGS)
 
 table2-backbone: setup  ## which embedded backbone Table 2 uses, by measurement on NI dev data -> results/table2_backbone.csv
-	$(PY) experiments/table2_backbone.py
+	$(PY) -m experiments.table2_backbone
 
 # Serial on purpose: two torch jobs on one CPU run ~10x slower, not 2x. Each table resumes where it stopped.
 tables: table2 table1 table3 table4 reference  ## every trained table in turn (days on 2 cores; rerun to resume)
 
 figures: setup  ## execute the notebooks on the committed CSVs -> results/figures/*.png (NOTEBOOKS="table2 table5" for some)
-	$(PY) scripts/run_notebooks.py $(NOTEBOOKS)
+	$(PY) -m scripts.run_notebooks $(NOTEBOOKS)
 
 clean-venv:  ## remove the virtual environment
 	rm -rf $(VENV)
 
 probe: setup  ## choose IAPT's defaults on a dev split (PROBE_TASK=sst2 or ni) -> results/iapt_defaults_probe*.csv
-	$(PY) experiments/probe_iapt_defaults.py --profile $(PROFILE) --task $(PROBE_TASK)
+	$(PY) -m experiments.probe_iapt_defaults --profile $(PROFILE) --task $(PROBE_TASK)

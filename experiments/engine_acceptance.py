@@ -2,7 +2,7 @@
 
     python experiments/engine_acceptance.py --profile cpu     # -> results/engine_acceptance.csv
 
-Runs `iapt.train`'s cell (learning-rate search on dev, best trial tested once) for IAPT and LoRA at IAPT's
+Runs `iapt.training.cell`'s cell (learning-rate search on dev, best trial tested once) for IAPT and LoRA at IAPT's
 default budget on the embedded SmolLM2, and compares each test accuracy with max(zero-shot, majority class)
 from the same test split (results/zeroshot.csv, recomputed here if missing). The bar is +0.15. Each cell is
 resumable (rerun the command); finished cells are reused. Profiles: smoke (tiny random model, temporary
@@ -12,20 +12,19 @@ folder), cpu (the recorded settings below; ~1 h per method here). Methods alread
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import pandas as pd  # noqa: E402
+import pandas as pd
 
-from iapt.backbones import DEFAULT_BACKBONE, TINY  # noqa: E402
-from iapt.engine import TrainConfig  # noqa: E402
-from iapt.errors import cli, unknown  # noqa: E402
-from iapt.runinfo import RESULTS, run_metadata, write_results  # noqa: E402
-from iapt.train import DEFAULT_LRS, run_cell  # noqa: E402
+from iapt.backbones import DEFAULT_BACKBONE, TINY
+from iapt.training.loop import TrainConfig
+from iapt.errors import cli, unknown
+from iapt.harness.runinfo import RESULTS, run_metadata, write_results
+from iapt.cli.train import train_cell
+from iapt.training.cell import DEFAULT_LRS, CellSpec
 
 BAR = 0.15
 PROFILES = {
@@ -66,8 +65,8 @@ def main(argv=None):
             print(f"{method}: already in {out}, kept")
             continue
         cells = out_dir / "cells" if smoke else None
-        r = run_cell(method, "sst2", prof["backbone"], train_cfg=cfg, lrs=prof["lrs"], budget="iapt", **prof["n"],
-                     out_dir=cells / method if cells else None)
+        r = train_cell(CellSpec(method, "sst2", prof["backbone"], cfg, tuple(prof["lrs"]), "iapt", **prof["n"]),
+                       cells / method if cells else None)
         floor = max(floors.values())
         rows.append({"method": method, "task": "sst2", "backbone": prof["backbone"], "seed": args.seed,
                      "trainable_params": r["trainable_params"], "size": f"{r['size_name']}={r['size']}",

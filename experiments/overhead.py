@@ -12,20 +12,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
+import pandas as pd
+import torch
 
-from iapt.backbones import DEFAULT_BACKBONE, load_backbone  # noqa: E402
-from iapt.errors import cli  # noqa: E402
-from iapt.evaluation import autocast, cpu_has_bf16  # noqa: E402
-from iapt.methods import build_method  # noqa: E402
-from iapt.runinfo import RESULTS, run_metadata, write_results  # noqa: E402
+from iapt.backbones import DEFAULT_BACKBONE, load_backbone
+from iapt.errors import cli
+from iapt.evaluation.evaluator import autocast, cpu_has_bf16
+from iapt.baselines.registry import build_method
+from iapt.harness.runinfo import RESULTS, run_metadata, write_results
 
 def timed(fn, sync=lambda: None) -> float:
     sync()

@@ -20,21 +20,20 @@ untrained slots wrecking multi-token generation.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import pandas as pd  # noqa: E402
+import pandas as pd
 
-from iapt import IAPTConfig, get_iapt_model  # noqa: E402
-from iapt.backbones import DEFAULT_BACKBONE, TINY, load_backbone  # noqa: E402
-from iapt.errors import cli, unknown  # noqa: E402
-from iapt.runinfo import COMMIT_AT_START, RESULTS, run_metadata, write_results  # noqa: E402
-from iapt.tasks import get_task, load_split  # noqa: E402
-from iapt.engine import TrainConfig, train  # noqa: E402
+from iapt import IAPTConfig, get_iapt_model
+from iapt.backbones import DEFAULT_BACKBONE, TINY, load_backbone
+from iapt.errors import cli, unknown
+from iapt.harness.runinfo import COMMIT_AT_START, RESULTS, run_metadata, write_results
+from iapt.data.tasks import get_task
+from iapt.data.splits import load_split
+from iapt.training.loop import TrainConfig, train
 
 VARIANTS = {
     "paper-literal/prefix": dict(placement="prefix", read="raw", slot_init="zero", up_init_std=0.02),

@@ -3,7 +3,7 @@
     python experiments/reference_commonsense.py --profile quick   # a first look, <= 1 h here
     python experiments/reference_commonsense.py --profile cpu     # what `make reference` runs; hours, resumable
 
-The only published IAPT numbers (MiLoRA's Table 1, LLaMA-2 7B, median of 5 seeds; PAPER.md §3) put IAPT next
+The only published IAPT numbers (MiLoRA's Table 1, LLaMA-2 7B, median of 5 seeds; docs/reference.md) put IAPT next
 to P-tuning v2, (IA)³, LoRA and AdaLoRA on ARC-e, ARC-c, BoolQ, OBQA and PIQA, which ship offline. We train
 the same five methods on the embedded backbone (same re-split, pinned format, learning-rate search as Table
 1) and compare **orderings**, not absolute numbers (135 M vs 7 B): per task and on the average, Kendall's τ and
@@ -15,22 +15,22 @@ published accuracy and rank), _ordering.csv, _pairs.csv (cpu: results/, quick: r
 from __future__ import annotations
 
 import itertools
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from scipy.stats import kendalltau  # noqa: E402
+import numpy as np
+import pandas as pd
+from scipy.stats import kendalltau
 
-from iapt.backbones import DEFAULT_BACKBONE, TINY  # noqa: E402
-from iapt.errors import cli  # noqa: E402
-from iapt.grid import CPU_CELL_VERSIONS, CPU_LRS, CPU_N, CPU_TRAIN, Row, per_example, run_table  # noqa: E402
-from iapt.stats import CONTRADICTED, NOT_DISTINGUISHABLE, REPRODUCED, interval, verdict  # noqa: E402
+from iapt.backbones import DEFAULT_BACKBONE, TINY
+from iapt.errors import cli
+from iapt.harness.grid import Row, TableScript, run_table
+from iapt.harness.stats import per_example
+from experiments.common import ACCEPTED_CODE_VERSIONS, CPU_LRS, CPU_N, CPU_REFERENCE, CPU_TRAIN, zeroshot_floors
+from iapt.harness.stats import CONTRADICTED, NOT_DISTINGUISHABLE, REPRODUCED, interval, verdict
 
 TASKS = ["arc_easy", "arc_challenge", "boolq", "openbookqa", "piqa"]
-# MiLoRA (Zhang et al., 2024), Table 1, LLaMA-2 7B, accuracy % (as quoted in PAPER.md §3)
+# MiLoRA (Zhang et al., 2024), Table 1, LLaMA-2 7B, accuracy % (as quoted in docs/reference.md)
 PUBLISHED = pd.DataFrame({
     "prefix_tuning": [63.5, 51.3, 61.2, 76.1, 66.2],
     "iapt": [66.3, 54.7, 67.8, 79.2, 77.3],
@@ -38,7 +38,7 @@ PUBLISHED = pd.DataFrame({
     "lora": [73.4, 57.2, 68.8, 80.1, 81.4],
     "adalora": [73.8, 57.9, 69.2, 80.4, 82.1],
 }, index=TASKS).T / 100
-# the verdict rule of PAPER.md §3, worded for a published pairwise order
+# the verdict rule (docs/reproducing.md), worded for a published pairwise order
 PAIR_VERDICTS = {REPRODUCED: "holds", CONTRADICTED: "flips", NOT_DISTINGUISHABLE: "not distinguishable"}
 PROFILES = {
     "smoke": dict(backbone=TINY, methods=["iapt", "lora", "prefix_tuning"], tasks=["arc_easy", "piqa"], seeds=[0, 1],
@@ -49,7 +49,7 @@ PROFILES = {
                   expected="about 20 min here (measured 2026-11-30 from a fresh clone: 18 min, setup included)"),
     # boolq × IAPT, P-tuning v2 and LoRA are Table 1's cells (same task, settings and store): reused, not retrained
     "cpu": dict(backbone=DEFAULT_BACKBONE, methods=list(PUBLISHED.index), tasks=TASKS, seeds=[0, 1, 2],
-                lrs=CPU_LRS, n=CPU_N, train=CPU_TRAIN, reuse_code_versions=CPU_CELL_VERSIONS,
+                lrs=CPU_LRS, n=CPU_N, train=CPU_TRAIN, reuse_code_versions=ACCEPTED_CODE_VERSIONS,
                 expected="about 10 h of compute here (75 cells, 605 min, measured 2026-11-30 to 12-01 over several "
                          "sessions: a seed-0 cell with its lr search 6-26 min, a later seed 3-15 min, boolq the "
                          "slowest; seconds once its cells are committed)"),
@@ -108,9 +108,10 @@ def orderings(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 @cli
 def main(argv=None):
-    run_table("reference_commonsense", __doc__, PROFILES, argv, script="experiments/reference_commonsense.py",
-              stages=lambda prof: [([Row(m, m) for m in prof["methods"]], prof["tasks"], prof["seeds"])],
-              extras=orderings, metadata={"published": "MiLoRA Table 1 via PAPER.md §3"})
+    run_table(TableScript("reference_commonsense", __doc__, "experiments/reference_commonsense.py",
+                          stages=lambda prof: [([Row(m, m) for m in prof["methods"]], prof["tasks"], prof["seeds"])],
+                          extras=orderings, metadata={"published": "MiLoRA Table 1 (docs/method.md)"},
+                          floors=zeroshot_floors, reference=CPU_REFERENCE), PROFILES, argv)
 
 
 if __name__ == "__main__":

@@ -12,16 +12,16 @@ Outputs (profile cpu: results/; quick: results/quick/; smoke: a temporary folder
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import pandas as pd  # noqa: E402
+import pandas as pd
 
-from iapt.backbones import DEFAULT_BACKBONE, TINY  # noqa: E402
-from iapt.errors import cli  # noqa: E402
-from iapt.grid import CPU_CELL_VERSIONS, CPU_LRS, CPU_N, CPU_TRAIN, Row, compare_rows, run_table  # noqa: E402
+from iapt.backbones import DEFAULT_BACKBONE, TINY
+from iapt.errors import cli
+from iapt.harness.grid import Row, TableScript, run_table
+from iapt.harness.stats import compare_rows
+from experiments.common import ACCEPTED_CODE_VERSIONS, CPU_LRS, CPU_N, CPU_REFERENCE, CPU_TRAIN, zeroshot_floors
 
 CORE = ["iapt", "lora", "prefix_tuning", "prompt_tuning"]
 EXTENDED = ["idpg", "lpt", "adalora", "ia3"]
@@ -38,8 +38,8 @@ PROFILES = {
     "quick": dict(backbone=DEFAULT_BACKBONE, stages=[(["iapt", "lora", "prefix_tuning"], ["sst2", "rte"], [0])],
                   lrs=CPU_LRS, n=dict(n_dev=50, n_test=200), train=dict(CPU_TRAIN, steps=30, eval_every=15),
                   expected="about 46 min here, 50 min from a fresh clone with setup (measured 2026-11-29 and -30)"),
-    # reuse_code_versions: the versions the committed cells ran at (why they still hold: CPU_CELL_VERSIONS)
-    "cpu": dict(backbone=DEFAULT_BACKBONE, reuse_code_versions=CPU_CELL_VERSIONS,
+    # reuse_code_versions: the versions the committed cells ran at (why they still hold: ACCEPTED_CODE_VERSIONS)
+    "cpu": dict(backbone=DEFAULT_BACKBONE, reuse_code_versions=ACCEPTED_CODE_VERSIONS,
                 stages=[(CORE, ["sst2", "rte", "boolq", "copa"], [0, 1, 2]),               # the core grid
                         # extended methods: first on sst2, the one core task where tuning leaves the floors (the
                         # core grid's result), so claims 1 and 2 meet IDPG, LPT, AdaLoRA and (IA)³ where they can
@@ -75,11 +75,11 @@ def dry_run(prof: dict) -> None:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from iapt.methods import count_trainable
+    from iapt.baselines.registry import count_trainable
     with torch.device("meta"):
         skeleton = LlamaForCausalLM(LlamaConfig(**LLAMA2_7B))
     print(f"backbone {prof['backbone']} (architecture from its published config; weights not loaded); data: "
-          + ("the hub's GLUE/SuperGLUE/SQuAD under the paper's split protocol (iapt.hub_data)"
+          + ("the hub's GLUE/SuperGLUE/SQuAD under the paper's split protocol (iapt.data.hub)"
              if prof.get("data") == "hub" else "the embedded data"))
     for rows, tasks, seeds in stage_rows(prof):
         print(f"{len(rows)} methods × {len(tasks)} tasks ({', '.join(tasks)}) × {len(seeds)} seeds, "
@@ -105,9 +105,8 @@ def verdicts(df: pd.DataFrame) -> pd.DataFrame:
 
 @cli
 def main(argv=None):
-    run_table("table1", __doc__, PROFILES, argv, script="experiments/table1_glue.py",
-              stages=stage_rows,
-              extras=lambda df: {"verdicts": verdicts(df)}, dry_run=dry_run)
+    run_table(TableScript("table1", __doc__, "experiments/table1_glue.py", stages=stage_rows, dry_run=dry_run,
+                          extras=lambda df: {"verdicts": verdicts(df)}, floors=zeroshot_floors, reference=CPU_REFERENCE), PROFILES, argv)
 
 
 if __name__ == "__main__":

@@ -10,22 +10,20 @@ room separates methods better; seconds per step decide what the cpu profile can 
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import pandas as pd  # noqa: E402
+import pandas as pd
 
-from iapt.backbones import EMBEDDED, TINY  # noqa: E402
-from iapt.engine import TrainConfig  # noqa: E402
-from iapt.errors import cli  # noqa: E402
-from iapt.runinfo import RESULTS, run_metadata, write_results  # noqa: E402
-from iapt.train import run_cell  # noqa: E402
-from table2_instruct import NI_TRAIN_CONFIG  # noqa: E402
+from iapt.backbones import EMBEDDED, TINY
+from iapt.training.loop import TrainConfig
+from iapt.errors import cli
+from iapt.harness.runinfo import RESULTS, run_metadata, write_results
+from iapt.cli.train import train_cell
+from iapt.training.cell import CellSpec
+from experiments.table2_instruct import NI_TRAIN_CONFIG
 
 PROFILES = {
     "smoke": dict(backbones=[TINY], n=dict(n_train=16, n_dev=8, n_test=8), train=dict(steps=4, eval_every=2)),
@@ -45,7 +43,7 @@ def main(argv=None):
     cfg = TrainConfig(**{**NI_TRAIN_CONFIG, **prof["train"], "patience": None})
     recs = []
     for backbone in prof["backbones"]:
-        result = run_cell("lora", "ni", backbone, train_cfg=cfg, lrs=(LR,), budget=None, **prof["n"])
+        result = train_cell(CellSpec("lora", "ni", backbone, cfg, (LR,), None, **prof["n"]))
         trial = result["trials"][f"{LR:g}"]
         recs.append({"backbone": backbone, "method": "lora", "steps": trial["steps_run"], "lr": LR,
                      "dev_rouge_l_untuned": trial["dev_metric"][0], "dev_rouge_l_best": trial["best_dev_metric"],

@@ -17,18 +17,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import pandas as pd  # noqa: E402
+import pandas as pd
 
-from iapt.backbones import DEFAULT_BACKBONE, TINY  # noqa: E402
-from iapt.errors import cli  # noqa: E402
-from iapt.grid import Row, compare_rows, run_table  # noqa: E402
+from iapt.backbones import DEFAULT_BACKBONE, TINY
+from iapt.errors import cli
+from iapt.harness.grid import Row, TableScript, run_table
+from iapt.harness.stats import compare_rows
+from experiments.common import ACCEPTED_CODE_VERSIONS, CPU_REFERENCE
 
 CORE = ["iapt", "lora", "prefix_tuning", "prompt_tuning"]
 EXTENDED = ["idpg", "lpt", "adalora", "ia3"]
@@ -57,7 +56,7 @@ PROFILES = {
     # accepted versions from run_table; grid.py and records.py left out of the code version; a rational's final
     # coefficients added to the result) leave them as they are.
     "cpu": dict(backbone=DEFAULT_BACKBONE, stages=[(CORE, ["ni"], [0, 1, 2]), (EXTENDED, ["ni"], [0])],
-                reuse_code_versions=("9c7e7230c6",),
+                reuse_code_versions=ACCEPTED_CODE_VERSIONS,
                 lrs=(1e-3, 1e-2), n=dict(n_dev=24, n_test=120), eval_n={"mmlu": 114, "bbh": 96},
                 train={**NI_TRAIN_CONFIG, "steps": 48, "eval_every": 24, "patience": None},
                 expected="about 4 h here (measured 2026-11-29: the core grid 170 min, the extended methods' seed 0 "
@@ -71,14 +70,15 @@ PROFILES = {
 
 def _key(*parts, code_version: str | None = None) -> str:
     """A cache key of `parts` and a code version (default: this run's)."""
-    from iapt.runinfo import CODE_AT_START
+    from iapt.harness.runinfo import CODE_AT_START
     return hashlib.sha256(json.dumps([*parts, code_version or CODE_AT_START], sort_keys=True).encode()).hexdigest()[:10]
 
 
 def own_scores(model, tokenizer, task_name: str, n: int | None, batch_size: int) -> dict:
     """Our own evaluator on the first n test examples of an instruction-tuning task."""
-    from iapt.evaluation import evaluate
-    from iapt.tasks import get_task, load_split
+    from iapt.evaluation.evaluator import evaluate
+    from iapt.data.tasks import get_task
+    from iapt.data.splits import load_split
     res = evaluate(model, tokenizer, get_task(task_name), load_split(task_name, "test")[:n], batch_size=batch_size,
                    max_length=1024 if task_name != "ni" else NI_TRAIN_CONFIG["max_length"])
     return {"acc": res["metric"], "n": res["n"], "correct": res["correct"]}
@@ -91,7 +91,7 @@ def disagreements(ev: dict) -> int:
 
 def evaluations(model, tokenizer, eval_n: dict, batch_size: int, crosscheck: bool) -> dict:
     """MMLU and BBH through lm-eval; with `crosscheck`, BBH through our own evaluator too."""
-    from iapt.lm_eval_model import lm_eval_scores
+    from iapt.evaluation.lm_eval_model import lm_eval_scores
     t0 = time.time()
     out = {"lm_eval": lm_eval_scores(model, tokenizer, eval_n, batch_size=batch_size)}
     if crosscheck:
@@ -108,8 +108,8 @@ def also_test(prof: dict, backbone: str):
     def scores(result: dict) -> list[dict]:
         from iapt.backbones import load_backbone
         from iapt.errors import UserError
-        from iapt.methods import load_method
-        from iapt.records import cached_json
+        from iapt.baselines.registry import load_method
+        from iapt.harness.store import cached_json
         spec = result["spec"]
         crosscheck = spec["method"] == "iapt" and spec["train"]["seed"] == first_seed
         cell = Path(result["adapter"]).parent
@@ -140,17 +140,19 @@ def floors(prof: dict, backbone: str, store: Path | None, accepted: tuple[str, .
     floor rows; and the backbone's BBH cross-check (lm-eval vs our evaluator). Kept in the record store too;
     computed at this code version unless one of the `accepted` older versions (as for the cells) has them."""
     from iapt.backbones import cache_dir, load_backbone
-    from iapt.records import cached_json
-    from iapt.tasks import load_split
+    from iapt.harness.store import cached_json
+    from iapt.data.splits import load_split
     n_test, batch = prof["n"].get("n_test"), prof["train"].get("eval_batch_size", 16)
 
     def compute():
+        from iapt.baselines.peft_methods import BareBackbone
         model, tokenizer = load_backbone(backbone)
+        model = BareBackbone(model)
         print(f"table2: scoring the untuned backbone {backbone} (once)")
         ev = evaluations(model, tokenizer, prof["eval_n"], batch, crosscheck=True)
         ev["ni"] = own_scores(model, tokenizer, "ni", n_test, batch)
         return ev
-    from iapt.runinfo import CODE_AT_START
+    from iapt.harness.runinfo import CODE_AT_START
     versions = [CODE_AT_START, *accepted]   # this version's floors, else an accepted one's
     ev = cached_json([f"{backbone}/table2-floors/{_key(prof['eval_n'], n_test, code_version=v)}.json" for v in versions],
                      compute, cache_dir() / "runs", store)
@@ -189,7 +191,7 @@ def verdicts(df: pd.DataFrame) -> pd.DataFrame:
 
 def dry_run(prof: dict) -> None:
     """The paper-scale plan with parameter counts on a weightless LLaMA-2 7B, and what differs from the paper."""
-    from table1_glue import dry_run as count_on_llama2
+    from experiments.table1_glue import dry_run as count_on_llama2
     count_on_llama2(prof)
     print("The paper tunes on Alpaca and evaluates MT-Bench (GPT-4 judge), MMLU and BBH. This profile tunes on\n"
           "Natural Instructions v1 (from the BIG-bench archive `make setup` downloads) and evaluates all held-out NI\n"
@@ -199,17 +201,19 @@ def dry_run(prof: dict) -> None:
 
 @cli
 def main(argv=None):
-    from iapt.instruct_data import ni_split_subtasks
+    from iapt.data.instruct import ni_split_subtasks
     backbone_check = {}
 
-    def floor_rows(prof, backbone, store, accepted):
-        rows, backbone_check["bbh"] = floors(prof, backbone, store, accepted)
+    def floor_rows(prof, backbone, store):
+        rows, backbone_check["bbh"] = floors(prof, backbone, store.records, store.accepted)
         return rows
-    run_table("table2", __doc__, PROFILES, argv, script="experiments/table2_instruct.py",
-              stages=lambda prof: [([Row(m, m) for m in methods], tasks, seeds) for methods, tasks, seeds in prof["stages"]],
-              also_test=also_test, floors=floor_rows, dry_run=dry_run,
-              extras=lambda df: {"verdicts": verdicts(df), "crosscheck": crosscheck(df, backbone_check.get("bbh"))},
-              metadata=lambda prof: {"ni_subtasks": ni_split_subtasks(), "eval_n": prof["eval_n"]})
+    run_table(TableScript(
+        "table2", __doc__, "experiments/table2_instruct.py",
+        stages=lambda prof: [([Row(m, m) for m in methods], tasks, seeds) for methods, tasks, seeds in prof["stages"]],
+        also_test=also_test, floors=floor_rows, dry_run=dry_run,
+        extras=lambda df: {"verdicts": verdicts(df), "crosscheck": crosscheck(df, backbone_check.get("bbh"))},
+        metadata=lambda prof: {"ni_subtasks": ni_split_subtasks(), "eval_n": prof["eval_n"]}, reference=CPU_REFERENCE),
+        PROFILES, argv)
 
 
 if __name__ == "__main__":

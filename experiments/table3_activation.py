@@ -16,16 +16,16 @@ curve on [−1, 1], the range the activation receives, and on [−2, 2], the plo
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import pandas as pd  # noqa: E402
+import pandas as pd
 
-from iapt.backbones import DEFAULT_BACKBONE, TINY  # noqa: E402
-from iapt.errors import UserError, cli  # noqa: E402
-from iapt.grid import CPU_CELL_VERSIONS, CPU_LRS, CPU_N, CPU_TRAIN, Row, compare_rows, run_table  # noqa: E402
+from iapt.backbones import DEFAULT_BACKBONE, TINY
+from iapt.errors import UserError, cli
+from iapt.harness.grid import Row, TableScript, run_table
+from iapt.harness.stats import compare_rows
+from experiments.common import ACCEPTED_CODE_VERSIONS, CPU_LRS, CPU_N, CPU_REFERENCE, CPU_TRAIN, zeroshot_floors
 
 ROWS = [Row(f"fixed {a}", "iapt", {"activation": a}) for a in ("relu", "gelu", "tanh", "silu")] + [
     Row("relu below, gelu above", "iapt", {"activation": "relu>gelu"}),
@@ -47,7 +47,7 @@ PROFILES = {
                   lrs=CPU_LRS, n=CPU_N, train=CPU_TRAIN,
                   expected="about 25 min here (measured 2026-11-30 from a fresh clone)"),
     "cpu": dict(backbone=DEFAULT_BACKBONE, rows=ROWS, tasks=TASKS, seeds=[0, 1, 2], lrs=CPU_LRS, n=CPU_N,
-                train=CPU_TRAIN, reuse_code_versions=CPU_CELL_VERSIONS,
+                train=CPU_TRAIN, reuse_code_versions=ACCEPTED_CODE_VERSIONS,
                 expected="about 2 h 15 min of compute here (27 cells, measured 2026-11-30; seconds once its cells are "
                          "committed)"),
 }
@@ -82,7 +82,7 @@ def max_change(act: dict, lim: float) -> float:
     notebook's plotting range."""
     import torch
 
-    from iapt.rational import fitted_coefficients, rational
+    from iapt.method.rational import fitted_coefficients, rational
     a, b = (torch.tensor(v, dtype=torch.float64) for v in (act["numerator"], act["denominator"]))
     a0, b0 = (torch.tensor(v, dtype=torch.float64)
               for v in fitted_coefficients("gelu", act["version"], len(a) - 1, len(b)))
@@ -101,8 +101,8 @@ def verdicts(df: pd.DataFrame) -> pd.DataFrame:
 
 @cli
 def main(argv=None):
-    run_table("table3", __doc__, PROFILES, argv, script="experiments/table3_activation.py",
-              extras=lambda df: {"verdicts": verdicts(df), "rationals": rationals(df)})
+    run_table(TableScript("table3", __doc__, "experiments/table3_activation.py", floors=zeroshot_floors, reference=CPU_REFERENCE,
+                          extras=lambda df: {"verdicts": verdicts(df), "rationals": rationals(df)}), PROFILES, argv)
 
 
 if __name__ == "__main__":

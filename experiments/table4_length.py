@@ -15,16 +15,16 @@ table4.csv, _summary, _curves, _verdicts (claims 4 and 5, the controls and our c
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import pandas as pd  # noqa: E402
+import pandas as pd
 
-from iapt.backbones import DEFAULT_BACKBONE, TINY  # noqa: E402
-from iapt.errors import cli  # noqa: E402
-from iapt.grid import CPU_CELL_VERSIONS, CPU_LRS, CPU_N, CPU_TRAIN, Row, compare_rows, run_table  # noqa: E402
+from iapt.backbones import DEFAULT_BACKBONE, TINY
+from iapt.errors import cli
+from iapt.harness.grid import Row, TableScript, run_table
+from iapt.harness.stats import compare_rows
+from experiments.common import ACCEPTED_CODE_VERSIONS, CPU_LRS, CPU_N, CPU_REFERENCE, CPU_TRAIN, zeroshot_floors
 
 # Sized by the budget like Table 1's IAPT (it resolves to m = 16, which the other rows fix): its cells are
 # Table 1's IAPT cells and Table 3's alternating row, computed once for all three tables.
@@ -70,7 +70,7 @@ PROFILES = {
                   lrs=CPU_LRS, n=CPU_N, train=CPU_TRAIN,
                   expected="about 20-35 min here (measured 2026-11-30 from fresh clones on two machines)"),
     "cpu": dict(backbone=DEFAULT_BACKBONE, rows=ROWS, tasks=TASKS, seeds=[0, 1, 2], lrs=CPU_LRS, n=CPU_N,
-                train=CPU_TRAIN, reuse_code_versions=CPU_CELL_VERSIONS,
+                train=CPU_TRAIN, reuse_code_versions=ACCEPTED_CODE_VERSIONS,
                 expected="about 3 h 50 min of compute here (57 cells, measured 2026-11-30 over three sessions, on "
                          "three kinds of machine; seconds once its cells are committed)"),
 }
@@ -88,8 +88,8 @@ def verdicts(df: pd.DataFrame) -> pd.DataFrame:
 
 @cli
 def main(argv=None):
-    run_table("table4", __doc__, PROFILES, argv, script="experiments/table4_length.py",
-              extras=lambda df: {"verdicts": verdicts(df)})
+    run_table(TableScript("table4", __doc__, "experiments/table4_length.py", floors=zeroshot_floors, reference=CPU_REFERENCE,
+                          extras=lambda df: {"verdicts": verdicts(df)}), PROFILES, argv)
 
 
 if __name__ == "__main__":

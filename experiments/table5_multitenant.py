@@ -25,27 +25,25 @@ import argparse
 import copy
 import os
 import statistics
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import pandas as pd  # noqa: E402
-import psutil  # noqa: E402
-import torch  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
+import pandas as pd
+import psutil
+import torch
+from tqdm.auto import tqdm
 
-from iapt import IAPTConfig  # noqa: E402
-from iapt.backbones import DEFAULT_BACKBONE, TINY, load_backbone  # noqa: E402
-from iapt.errors import cli, unknown  # noqa: E402
-from iapt.evaluation import autocast, cpu_has_bf16  # noqa: E402
-from iapt.generator import build_generators  # noqa: E402
-from iapt.methods import count_trainable, size_for_budget  # noqa: E402
-from iapt.runinfo import COMMIT_AT_START, REPO, RESULTS, run_metadata, write_results  # noqa: E402
-from iapt.serving import (BareBackbone, GatheredLoRA, PeftMixedLoRA, StepClock, TenantIAPT,  # noqa: E402
+from iapt import IAPTConfig
+from iapt.backbones import DEFAULT_BACKBONE, TINY, load_backbone
+from iapt.errors import cli, unknown
+from iapt.evaluation.evaluator import autocast, cpu_has_bf16
+from iapt.method.generator import build_generators, theta_ids
+from iapt.baselines.registry import count_trainable, size_for_budget
+from iapt.harness.runinfo import COMMIT_AT_START, REPO, RESULTS, run_metadata, write_results
+from iapt.serving.multitenant import (BareBackbone, GatheredLoRA, PeftMixedLoRA, StepClock, TenantIAPT,
                           TenantPromptTuning, random_lora)
 
 CENTRAL = dict(batch=32, tenants=16, prompt=64, new=32)
@@ -132,8 +130,8 @@ def build_servers(backbone: str, tenants: int, device, prompt_tokens: int = 16,
     for _ in range(tenants):   # generators only: the tenants share the one backbone
         gens = build_generators(config, text.num_hidden_layers, text.hidden_size)
         with torch.no_grad():
-            for name, p in gens.named_parameters():
-                if ".act." not in f".{name}":
+            for p in gens.parameters():
+                if id(p) not in theta_ids(gens):
                     p.normal_(0, 0.02)
         generator_sets.append(gens)
     budget = count_trainable("iapt", ref, config.bottleneck_dim)

@@ -11,20 +11,20 @@ from __future__ import annotations
 
 import argparse
 import collections
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import pandas as pd  # noqa: E402
+import pandas as pd
 
-from iapt.backbones import TINY, DEFAULT_BACKBONE, EMBEDDED, load_backbone  # noqa: E402
-from iapt.errors import UserError, cli, unknown  # noqa: E402
-from iapt.evaluation import evaluate  # noqa: E402
-from iapt.runinfo import RESULTS, run_metadata, write_results  # noqa: E402
-from iapt.tasks import EMBEDDED_TASKS, candidates, get_task, load_split  # noqa: E402
+from iapt.backbones import TINY, DEFAULT_BACKBONE, EMBEDDED, load_backbone
+from iapt.baselines.peft_methods import BareBackbone
+from iapt.errors import UserError, cli, unknown
+from iapt.evaluation.evaluator import evaluate
+from iapt.harness.runinfo import RESULTS, run_metadata, write_results
+from iapt.data.tasks import EMBEDDED_TASKS, candidates, get_task
+from iapt.data.splits import load_split
 
 PROFILES = {
     "smoke": {"tasks": ["sst2", "copa", "arc_easy"], "limit": 12, "out": None},
@@ -69,11 +69,12 @@ def main(argv=None):
     start = time.time()
     backbone = TINY if args.profile == "smoke" else args.backbone
     model, tokenizer = load_backbone(backbone)
+    bare = BareBackbone(model)   # the untuned backbone under the same contract as every tuned method
     rows, check = [], {}
     for task in tasks:
         test = load_split(task.name, "test")[: profile["limit"]]
         t0 = time.time()
-        r = evaluate(model, tokenizer, task, test, batch_size=args.batch_size, precision="fp32")
+        r = evaluate(bare, tokenizer, task, test, batch_size=args.batch_size, precision="fp32")
         row = {"task": task.name, "method": "zero-shot", "metric": r["metric"], "accuracy": r.get("accuracy"),
                "accuracy_len_norm": r.get("accuracy_len_norm"), "f1": r.get("f1"), "exact_match": r.get("exact_match"),
                "truncated": r["truncated"], "wall_s": round(time.time() - t0, 1), "note": "iapt evaluator, fp32"}
@@ -108,7 +109,7 @@ def main(argv=None):
 
 
 def lm_eval_accuracies(model, tokenizer, check, batch_size):
-    from iapt.lm_eval_bridge import lm_eval_accuracy
+    from iapt.evaluation.lm_eval_bridge import lm_eval_accuracy
     return lm_eval_accuracy(model, tokenizer, check, batch_size=batch_size)
 
 

@@ -18,7 +18,6 @@ from pathlib import Path
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 KEY = ["row", "task", "seed"]
 
@@ -58,7 +57,7 @@ def main(argv=None) -> None:
     out = compare(committed_csv(args.old, f"results/{args.table}.csv"), pd.read_csv(new_path))
     if out.empty:
         sys.exit(f"the two runs of {args.table} share no (row, task, seed) cell")
-    from iapt.runinfo import run_metadata, write_results
+    from iapt.harness.runinfo import run_metadata, write_results
     target = REPO / "results" / f"{args.table}_rerun.csv"
     write_results(out, target, run_metadata(script="scripts/compare_reruns.py", old_revision=args.old,
                                             new_results=f"results/{args.table}.csv"))

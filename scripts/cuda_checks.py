@@ -21,17 +21,16 @@ from contextlib import nullcontext
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "experiments")]
 
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
+import pandas as pd
+import torch
 
-from conftest import ARCHS, tiny_model  # noqa: E402
-from iapt import IAPTModel  # noqa: E402
-from iapt.runinfo import RESULTS, run_metadata, write_results  # noqa: E402
-from test_iapt import IDS, MASK, iapt, step_by_step  # noqa: E402
-import test_serving  # noqa: E402
-from table5_multitenant import commit_sent_to_device  # noqa: E402
+from tests.conftest import ARCHS, tiny_model
+from iapt import IAPTModel
+from iapt.harness.runinfo import RESULTS, run_metadata, write_results
+from tests.test_iapt import IDS, MASK, iapt, step_by_step
+from tests import test_serving
+from experiments.table5_multitenant import commit_sent_to_device
 
 PLACEMENTS = ["prefix", "between", "before_last"]
 NEW = 6

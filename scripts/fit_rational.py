@@ -1,4 +1,4 @@
-"""Fit rational-activation coefficients to standard activations; writes iapt/rational_init.json.
+"""Fit rational-activation coefficients to standard activations; writes iapt/method/rational_init.json.
 
     python scripts/fit_rational.py            # regenerates the constants the package uses
 
@@ -26,7 +26,7 @@ TARGETS = {
     "identity": lambda x: x,
 }
 DEGREES = [(6, 5), (5, 4), (4, 3), (3, 2)]
-OUT = Path(__file__).resolve().parents[1] / "iapt" / "rational_init.json"
+OUT = Path(__file__).resolve().parents[1] / "iapt" / "method" / "rational_init.json"
 
 
 def rational_np(x, a, b, version):

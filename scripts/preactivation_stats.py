@@ -9,21 +9,20 @@ pooled bottleneck values that enter the activation.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
+import pandas as pd
+import torch
 
-from iapt import IAPTConfig, get_iapt_model  # noqa: E402
-from iapt.backbones import DEFAULT_BACKBONE, load_backbone  # noqa: E402
-from iapt.data import collate  # noqa: E402
-from iapt.runinfo import RESULTS, run_metadata, write_results  # noqa: E402
-from iapt.tasks import get_task, load_split  # noqa: E402
-from iapt.engine import training_features  # noqa: E402
+from iapt import IAPTConfig, get_iapt_model
+from iapt.backbones import DEFAULT_BACKBONE, load_backbone
+from iapt.data.format import collate
+from iapt.harness.runinfo import RESULTS, run_metadata, write_results
+from iapt.data.tasks import get_task
+from iapt.data.splits import load_split
+from iapt.training.loop import training_features
 
 
 def main():

@@ -1,7 +1,7 @@
-"""Render README tables from the committed CSVs (so README numbers are never typed by hand).
+"""Render the documentation's tables from the committed CSVs (so no number in docs/ is typed by hand).
 
-    python scripts/render_readme_tables.py               # rewrites the blocks between <!-- NAME:start/end --> markers
-    python scripts/render_readme_tables.py table1_quick  # only the named blocks (e.g. while a grid still runs)
+    python -m scripts.render_readme_tables               # rewrites the blocks between <!-- NAME:start/end --> markers
+    python -m scripts.render_readme_tables table1_quick  # only the named blocks (e.g. while a grid still runs)
 """
 from __future__ import annotations
 
@@ -12,7 +12,11 @@ from pathlib import Path
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
-README = REPO / "README.md"
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]   # where the blocks live
+
+
+def page_text() -> str:
+    return "\n".join(p.read_text() for p in PAGES)
 
 
 def markdown(header: list[str], rows: list[list]) -> list[str]:
@@ -263,12 +267,15 @@ def main(argv=None):
     names = ap.parse_args(argv).blocks or list(BLOCKS)
     if unknown := [n for n in names if n not in BLOCKS]:
         ap.error(f"unknown block(s) {', '.join(unknown)}; valid: {', '.join(BLOCKS)}")
-    text = README.read_text()
-    for name, (csv, target, table) in ((n, BLOCKS[n]) for n in names):
-        text = re.sub(rf"<!-- {name}:start -->.*?<!-- {name}:end -->",
-                      lambda _: f"<!-- {name}:start -->\n{render(csv, target, table)}\n<!-- {name}:end -->", text, flags=re.S)
-    README.write_text(text)
-    print(f"rewrote the tables in {README}")
+    for page in PAGES:
+        text = original = page.read_text()
+        for name, (csv, target, table) in ((n, BLOCKS[n]) for n in names):
+            text = re.sub(rf"<!-- {name}:start -->.*?<!-- {name}:end -->",
+                          lambda _: f"<!-- {name}:start -->\n{render(csv, target, table)}\n<!-- {name}:end -->", text,
+                          flags=re.S)
+        if text != original:
+            page.write_text(text)
+            print(f"rewrote the tables in {page}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from iapt.method.generator import theta_ids
 from transformers import (Gemma3ForCausalLM, Gemma3TextConfig, LlamaConfig, LlamaForCausalLM, Qwen2Config,
                           Qwen2ForCausalLM)
 
@@ -28,8 +29,8 @@ def randomize(model, seed: int = 1, std: float = 0.3):
     """Random, non-zero generator weights (a zero-initialised W_up would make equivalences pass trivially)."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for name, p in model.generators.named_parameters():
-            if ".act." not in f".{name}":
+        for p in model.generators.parameters():
+            if id(p) not in theta_ids(model.generators):
                 p.copy_(torch.randn(p.shape, generator=g) * std)
     return model
 

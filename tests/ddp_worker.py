@@ -7,9 +7,11 @@ import torch
 from accelerate import Accelerator
 
 from iapt.backbones import TINY, load_backbone
-from iapt.engine import TrainConfig, trainable_state, train
-from iapt.methods import build_method
-from iapt.tasks import get_task, load_split
+from iapt.training.loop import TrainConfig, trainable_state, train
+from iapt.baselines.registry import build_method
+from iapt.data.tasks import get_task
+
+from iapt.data.splits import load_split
 
 out = Path(sys.argv[1])
 torch.set_num_threads(1)

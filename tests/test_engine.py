@@ -11,9 +11,11 @@ import pytest
 import torch
 
 from iapt.backbones import TINY, load_backbone
-from iapt.engine import Sampler, TrainConfig, rational_coefficients, trainable_state, train
-from iapt.methods import METHODS, build_method
-from iapt.tasks import get_task, load_split
+from iapt.training.loop import Sampler, TrainConfig, rational_coefficients, trainable_state, train
+from iapt.baselines.registry import METHODS, build_method
+from iapt.data.tasks import get_task
+
+from iapt.data.splits import load_split
 
 REPO = Path(__file__).resolve().parents[1]
 TASK = get_task("sst2")
@@ -57,7 +59,8 @@ def test_resume_equals_uninterrupted_and_seeds_reproduce(method, tmp_path):
 def test_coefficient_step_changes_only_coefficients():
     # W_up = 0 would leave Θ without a gradient; prefix slots let every layer's generator reach the loss
     model, tok = fresh("iapt", up_init_std=0.1, placement="prefix")
-    omega0 = {k: v for k, v in trainable_state(model).items() if ".act." not in k}
+    theta = {id(p) for p in model.parameter_groups().theta}
+    omega0 = {k: p.detach().clone() for k, p in model.named_parameters() if p.requires_grad and id(p) not in theta}
     theta0 = rational_coefficients(model)
     _, history = run(model_tok=(model, tok), lr=0.0, theta="alternate", theta_lr=1e-2)
     assert all(torch.equal(v, trainable_state(model)[k]) for k, v in omega0.items()), "Ω moved with lr 0"
@@ -88,8 +91,8 @@ def test_two_processes_agree_with_one(tmp_path):
 
 
 def test_train_cli_writes_a_complete_result_and_predict_reads_the_adapter(tmp_path, capsys):
-    from iapt import predict
-    from iapt import train as train_cli
+    from iapt.cli import predict
+    from iapt.cli import train as train_cli
     argv = ["--method", "lora", "--task", "sst2", "--backbone", TINY, "--lrs", "1e-3,1e-2", "--steps", "4",
             "--eval-every", "2", "--batch-size", "4", "--train-examples", "16", "--dev-examples", "8",
             "--test-examples", "8", "--out-dir", str(tmp_path / "cell")]
@@ -110,7 +113,7 @@ def test_train_cli_writes_a_complete_result_and_predict_reads_the_adapter(tmp_pa
 
 
 def test_cli_rejects_unknown_names():
-    from iapt import train as train_cli
+    from iapt.cli import train as train_cli
     with pytest.raises(SystemExit) as e:
         train_cli.main(["--method", "lroa", "--task", "sst2"])
     assert e.value.code == 2
@@ -142,14 +145,14 @@ def test_length_grouped_sampler_keeps_every_pass_and_resumes_but_pads_less():
 
 
 def test_a_non_finite_loss_ends_the_trial_and_keeps_the_best_dev_state(monkeypatch):
-    import iapt.engine
-    real, calls = iapt.engine.loss_at, []
+    import iapt.contract
+    real, calls = iapt.contract.loss_at, []
 
     def nan_at_step_6(*args):
         calls.append(1)
         loss = real(*args)
         return loss * float("nan") if len(calls) == 6 else loss
-    monkeypatch.setattr(iapt.engine, "loss_at", nan_at_step_6)
+    monkeypatch.setattr(iapt.contract, "loss_at", nan_at_step_6)
     model, history = run("lora", steps=12, eval_every=4)
     assert history["diverged_at"] == 6 and history["steps_run"] == 6 and len(history["train_loss"]) == 5
     assert history["dev_step"] == [0, 4] and history["best_step"] in (0, 4)
@@ -157,73 +160,100 @@ def test_a_non_finite_loss_ends_the_trial_and_keeps_the_best_dev_state(monkeypat
 
 
 def test_a_non_finite_theta_gradient_is_skipped_not_applied(monkeypatch):
-    import iapt.engine
-    real, calls = iapt.engine.loss_at, []
+    import iapt.contract
+    real, calls = iapt.contract.loss_at, []
 
     def nan_on_every_dev_batch(*args):   # with Θ alternating, even calls are the Θ steps' dev batches
         calls.append(1)
         loss = real(*args)
         return loss * float("nan") if len(calls) % 2 == 0 else loss
-    monkeypatch.setattr(iapt.engine, "loss_at", nan_on_every_dev_batch)
+    monkeypatch.setattr(iapt.contract, "loss_at", nan_on_every_dev_batch)
     model, history = run("iapt", steps=6, eval_every=3, theta="alternate")
     assert history["theta_steps_skipped"] == 6 and history["diverged_at"] is None and history["steps_run"] == 6
     assert history["theta_drift"] and max(history["theta_drift"].values()) == 0      # Θ never moved
     assert all(torch.isfinite(p).all() for p in trainable_state(model).values())
 
 
+TINY_TRAIN = TrainConfig(steps=2, batch_size=4, eval_every=2, patience=None, eval_batch_size=8)
+
+
+def tiny_spec(**overrides):
+    from iapt.training.cell import CellSpec
+    return CellSpec(**{**dict(method="lora", task="sst2", backbone=TINY, train=TINY_TRAIN, lrs=(1e-2,), n_train=8,
+                              n_dev=4, n_test=4), **overrides})
+
+
+def run_in(store, spec, fresh=False):
+    from iapt.training.cell import RunContext, prepare
+    return store.run(prepare(spec), RunContext(progress=False), fresh)
+
+
 def test_cells_of_an_accepted_older_code_version_are_reused(tmp_path, monkeypatch, capsys):
-    import iapt.train
-    monkeypatch.setenv("IAPT_CACHE", str(tmp_path))
-    cell = dict(train_cfg=TrainConfig(steps=2, batch_size=4, eval_every=2, patience=None, eval_batch_size=8),
-                lrs=(1e-2,), n_train=8, n_dev=4, n_test=4, progress=False)
-    monkeypatch.setattr(iapt.train, "CODE_AT_START", "old0000000")
-    first = iapt.train.run_cell("lora", "sst2", TINY, **cell)
-    monkeypatch.setattr(iapt.train, "CODE_AT_START", "new0000000")
-    reused = iapt.train.run_cell("lora", "sst2", TINY, reuse_code_versions=("other", "old0000000"), **cell)
+    import iapt.training.cell
+    from iapt.harness.store import CellStore
+    monkeypatch.setattr(iapt.training.cell, "CODE_AT_START", "old0000000")
+    first = run_in(CellStore(tmp_path), tiny_spec())
+    monkeypatch.setattr(iapt.training.cell, "CODE_AT_START", "new0000000")
+    reused = run_in(CellStore(tmp_path, accepted_versions=("other", "old0000000")), tiny_spec())
     assert "reusing the cell finished at code version old0000000" in capsys.readouterr().out
-    assert reused == first and reused["code_version"] == "old0000000"
-    other_settings = iapt.train.run_cell("lora", "sst2", TINY, reuse_code_versions=("old0000000",), **{**cell, "n_test": 3})
+    assert reused.record == first.record and reused["code_version"] == "old0000000"
+    other_settings = run_in(CellStore(tmp_path, accepted_versions=("old0000000",)), tiny_spec(n_test=3))
     assert other_settings["code_version"] == "new0000000"   # only the same settings are reused
 
 
+def test_cells_are_found_by_their_settings_not_by_their_folder_name(tmp_path):
+    """Renaming a record's folder (a migration, a new naming rule) must not lose it."""
+    from iapt.harness.store import CellStore
+    records = tmp_path / "records"
+    store = CellStore(tmp_path / "cache", records)
+    first = run_in(store, tiny_spec())
+    store.keep(first)
+    (kept,) = [p.parent for p in records.rglob("result.json")]
+    assert kept.relative_to(records).parts[:3] == (TINY, "sst2", "lora-seed0")    # readable: method, task, seed
+    kept.rename(kept.parent / "renamed")
+    found = CellStore(tmp_path / "elsewhere", records).find(first["spec"])
+    assert found is not None and found["test_correct"] == first["test_correct"]
+
+
 def test_a_grid_resumes_from_its_committed_records_on_a_new_machine(tmp_path, monkeypatch, capsys):
-    import iapt.train
-    from iapt.grid import Row, run_grid
-    from iapt.records import cached_json
-    monkeypatch.setenv("IAPT_CACHE", str(tmp_path / "cache"))
-    store, evaluated = tmp_path / "results" / "cells", []
+    import iapt.training.cell
+    from iapt.harness.grid import GridRun, Row, run_grid
+    from iapt.harness.store import CellStore, cached_json
+    from iapt.training.cell import RunContext
+    records, evaluated = tmp_path / "results" / "cells", []
 
     def also_test(result):   # an evaluation kept in the cell folder, as Table 2's lm-eval scores are
-        ev = cached_json("extra.json", lambda: evaluated.append(1) or {"acc": result["test_metric"] / 2},
-                         Path(result["adapter"]).parent)
+        ev = cached_json("extra.json", lambda: evaluated.append(1) or {"acc": result["test_metric"] / 2}, result.folder)
         return [{"task": "extra", "test_metric": ev["acc"]}]
-    grid = dict(backbone=TINY, train_cfg=TrainConfig(steps=2, batch_size=4, eval_every=2, patience=None, eval_batch_size=8),
-                lrs=(1e-2,), profile="smoke", n=dict(n_train=8, n_dev=4, n_test=4), also_test=also_test, record_store=store)
-    first, _ = run_grid([Row("lora", "lora")], ["sst2"], [0], **grid)
-    kept = sorted(p.name for p in store.rglob("*") if p.is_file())
+
+    def grid(cache):
+        return GridRun(CellStore(cache, records), RunContext(progress=False), TINY, TINY_TRAIN, (1e-2,), "smoke",
+                       dict(n_train=8, n_dev=4, n_test=4))
+    first, _ = run_grid(grid(tmp_path / "cache"), [Row("lora", "lora")], ["sst2"], [0], also_test=also_test)
+    kept = sorted(p.name for p in records.rglob("*") if p.is_file())
     assert kept == ["extra.json", "result.json"]                      # JSON only: no weights are committed
-    import shutil
-    shutil.rmtree(tmp_path / "cache")                                 # a new machine: nothing cached
-    monkeypatch.setattr(iapt.train, "train", lambda *a, **k: pytest.fail("a recorded cell was retrained"))
-    again, _ = run_grid([Row("lora", "lora")], ["sst2"], [0], **grid)
+    monkeypatch.setattr(iapt.training.cell, "train", lambda *a, **k: pytest.fail("a recorded cell was retrained"))
+    again, _ = run_grid(grid(tmp_path / "new-machine"), [Row("lora", "lora")], ["sst2"], [0], also_test=also_test)
     assert "restored from the committed record" in capsys.readouterr().out
     assert again.drop(columns="adapter").equals(first.drop(columns="adapter")) and evaluated == [1]
     with pytest.raises(pytest.fail.Exception):                        # --fresh retrains even a recorded cell
-        iapt.train.run_cell("lora", "sst2", TINY, train_cfg=grid["train_cfg"], lrs=(1e-2,), n_train=8, n_dev=4,
-                            n_test=4, progress=False, fresh=True, record_store=store)
-    assert not (store / first["cell"].iloc[0]).exists()               # and drops its old record with it
+        run_in(CellStore(tmp_path / "third", records), tiny_spec(), fresh=True)
+    assert not list(records.rglob("result.json"))                     # and drops its old record with it
 
 
-def test_a_cell_resumed_after_its_trials_still_counts_their_time(tmp_path, monkeypatch):
+def test_a_cell_resumed_after_its_trials_still_counts_their_time(tmp_path):
     """Interrupted after its trials, before the test evaluation: the resumed cell's table row reports the compute
     of both invocations, not only the second's few seconds."""
-    from iapt.grid import Row, run_grid
-    monkeypatch.setenv("IAPT_CACHE", str(tmp_path))
-    grid = dict(backbone=TINY, train_cfg=TrainConfig(steps=4, batch_size=4, eval_every=2, patience=None, eval_batch_size=8),
-                lrs=(1e-3, 1e-2), profile="smoke", n=dict(n_train=8, n_dev=4, n_test=4))
-    first, _ = run_grid([Row("lora", "lora")], ["sst2"], [0], **grid)
-    (tmp_path / "runs" / first["cell"].iloc[0] / "result.json").unlink()      # the trials stay cached
-    resumed, _ = run_grid([Row("lora", "lora")], ["sst2"], [0], **grid)
+    from iapt.harness.grid import GridRun, Row, run_grid
+    from iapt.harness.store import CellStore
+    from iapt.training.cell import RunContext
+    run = GridRun(CellStore(tmp_path), RunContext(progress=False), TINY,
+                  TrainConfig(steps=4, batch_size=4, eval_every=2, patience=None, eval_batch_size=8), (1e-3, 1e-2),
+                  "smoke", dict(n_train=8, n_dev=4, n_test=4))
+    first, _ = run_grid(run, [Row("lora", "lora")], ["sst2"], [0])
+    (tmp_path / first["cell"].iloc[0] / "result.json").unlink()      # the trials stay cached (cell: the folder)
+    run.store = CellStore(tmp_path)
+    resumed, _ = run_grid(run, [Row("lora", "lora")], ["sst2"], [0])
     assert resumed.test_metric.tolist() == first.test_metric.tolist()
     assert resumed.cell_wall_s.iloc[0] >= resumed.train_wall_s.iloc[0] > 0
 
@@ -232,8 +262,8 @@ def test_a_profile_accepts_older_code_versions_for_cells_and_kept_json(tmp_path)
     """A table's accepted older versions (profile and flag) reach its cells and its cached evaluations; --fresh none."""
     import argparse
 
-    from iapt.grid import accepted_code_versions
-    from iapt.records import cached_json
+    from iapt.harness.grid import accepted_code_versions
+    from iapt.harness.store import cached_json
     prof = {"reuse_code_versions": ("old0000000",)}
     assert accepted_code_versions(prof, argparse.Namespace(fresh=False, reuse_code_version=["mid0000000"])) == \
         ("old0000000", "mid0000000")
@@ -252,16 +282,16 @@ def test_run_table_hands_the_same_accepted_versions_to_floors_as_to_cells(tmp_pa
     profile's, --reuse-code-version's, and none with --fresh."""
     import pandas as pd
 
-    from iapt.grid import Row, run_table
+    from iapt.harness.grid import Row, TableScript, run_table
     profiles = {"smoke": dict(backbone=TINY, rows=[Row("lora", "lora")], tasks=["sst2"], seeds=[0], lrs=(1e-2,),
                               n=dict(n_train=8, n_dev=4, n_test=4), reuse_code_versions=("old0000000",),
                               train=dict(steps=2, batch_size=4, eval_every=2, patience=None))}
     seen = []
 
-    def floors(prof, backbone, store, accepted):
-        seen.append(accepted)
+    def floors(prof, backbone, store):
+        seen.append(store.accepted)
         return pd.DataFrame(columns=["task", "method", "metric"])
     for extra in (["--reuse-code-version", "mid0000000"], ["--fresh"]):
-        run_table("t", "doc", profiles, ["--profile", "smoke", "--out-dir", str(tmp_path), *extra], script="t.py",
-                  floors=floors)
+        run_table(TableScript("t", "doc", "t.py", floors=floors), profiles,
+                  ["--profile", "smoke", "--out-dir", str(tmp_path), *extra])
     assert seen == [("old0000000", "mid0000000"), ()]

@@ -7,13 +7,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-import run_notebooks  # noqa: E402
-import zeroshot  # noqa: E402
+from scripts import run_notebooks
+from experiments import zeroshot
 
-from iapt.errors import UserError  # noqa: E402
-from iapt.rational import fitted_coefficients  # noqa: E402
+from iapt.errors import UserError
+from iapt.method.rational import fitted_coefficients
 
 
 def test_zeroshot_smoke_writes_csv_with_metadata_and_lm_eval_agrees(tmp_path):
@@ -32,7 +30,7 @@ def test_zeroshot_smoke_writes_csv_with_metadata_and_lm_eval_agrees(tmp_path):
 
 
 def test_defaults_probe_smoke_trains_and_writes(tmp_path):
-    import probe_iapt_defaults
+    from experiments import probe_iapt_defaults
     probe_iapt_defaults.main(["--profile", "smoke", "--out-dir", str(tmp_path)])
     df = pd.read_csv(tmp_path / "iapt_defaults_probe.csv")
     assert set(df.variant) == {"ours/between", "paper-literal/prefix"}
@@ -43,14 +41,14 @@ def test_defaults_probe_smoke_trains_and_writes(tmp_path):
 
 
 def test_defaults_probe_on_a_generation_task(tmp_path):
-    import probe_iapt_defaults
+    from experiments import probe_iapt_defaults
     probe_iapt_defaults.main(["--profile", "smoke", "--task", "ni", "--out-dir", str(tmp_path)])
     df = pd.read_csv(tmp_path / "iapt_defaults_probe_ni.csv")
     assert set(df.metric) == {"rouge_l"} and set(df.theta) == {"alternate"} and df.best_dev_acc.between(0, 1).all()
 
 
 def test_engine_acceptance_smoke(tmp_path):
-    import engine_acceptance
+    from experiments import engine_acceptance
     engine_acceptance.main(["--profile", "smoke", "--out-dir", str(tmp_path)])
     df = pd.read_csv(tmp_path / "engine_acceptance.csv")
     assert list(df.method) == ["iapt", "lora"] and (df.trainable_params > 0).all()
@@ -63,7 +61,7 @@ def execute_notebook(filename: str, results_dir: Path, tmp_path: Path) -> None:
 
 
 def test_table1_smoke_and_notebook(tmp_path):
-    import table1_glue
+    from experiments import table1_glue
     out = tmp_path / "out"
     table1_glue.main(["--profile", "smoke", "--out-dir", str(out)])
     rows = pd.read_csv(out / "table1.csv")
@@ -84,10 +82,10 @@ def test_table1_smoke_and_notebook(tmp_path):
 
 
 def test_an_interrupted_table_leaves_a_complete_smaller_table(tmp_path, monkeypatch):
-    import table1_glue
+    from experiments import table1_glue
 
-    import iapt.grid
-    real, calls = iapt.grid.run_cell, []
+    import iapt.harness.store
+    real, calls = iapt.harness.store.run_cell, []
 
     def interrupted_after_three(*args, **kwargs):
         if len(calls) == 3:
@@ -95,7 +93,7 @@ def test_an_interrupted_table_leaves_a_complete_smaller_table(tmp_path, monkeypa
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(iapt.grid, "run_cell", interrupted_after_three)
+    monkeypatch.setattr(iapt.harness.store, "run_cell", interrupted_after_three)
     with pytest.raises(KeyboardInterrupt):
         table1_glue.main(["--profile", "smoke", "--out-dir", str(tmp_path)])
     rows = pd.read_csv(tmp_path / "table1.csv")
@@ -105,7 +103,7 @@ def test_an_interrupted_table_leaves_a_complete_smaller_table(tmp_path, monkeypa
 
 
 def test_stages_flag_runs_only_the_named_stages_and_says_so(tmp_path, monkeypatch, capsys):
-    import table1_glue
+    from experiments import table1_glue
     smoke = table1_glue.PROFILES["smoke"]
     longer = table1_glue.Row("lora, 6 steps", "lora", train=dict(steps=6))      # a stage may list Rows
     monkeypatch.setitem(table1_glue.PROFILES, "smoke", {**smoke, "stages": [(["iapt"], ["sst2"], [0]),
@@ -121,14 +119,14 @@ def test_stages_flag_runs_only_the_named_stages_and_says_so(tmp_path, monkeypatc
 
 
 def test_table1_paper_dry_run_counts_parameters(capsys):
-    import table1_glue
+    from experiments import table1_glue
     table1_glue.main(["--profile", "paper", "--dry-run"])
     out = capsys.readouterr().out
     assert "83,927,424" in out       # IAPT at m = 320 on LLaMA-2 7B, as published
 
 
 def test_table5_varies_batch_below_the_central_tenant_count():
-    import table5_multitenant
+    from experiments import table5_multitenant
     configs = table5_multitenant.configurations(table5_multitenant.CENTRAL, table5_multitenant.PROFILES["cpu"]["vary"])
     batch = {c["batch"]: c["tenants"] for factor, c in configs if factor == "batch"}
     assert batch == {1: 1, 8: 8}     # the batch sweep is not dropped for having fewer requests than tenants
@@ -136,7 +134,7 @@ def test_table5_varies_batch_below_the_central_tenant_count():
 
 
 def test_table5_random_weights_build_the_named_architecture_and_the_gpu_profile_names_a_config():
-    import table5_multitenant
+    from experiments import table5_multitenant
     # on the meta device: shapes only, 1.7 B parameters cost nothing here
     model = table5_multitenant.random_backbone(table5_multitenant.PROFILES["gpu"]["backbone"], "meta")
     assert model.config.num_hidden_layers == 24 and model.config.hidden_size == 2048
@@ -147,14 +145,14 @@ def test_table5_random_weights_build_the_named_architecture_and_the_gpu_profile_
 
 def test_cuda_checks_dry_run_passes_on_cpu(tmp_path):
     """scripts/cuda_checks.py is what a lent GPU runs; its checks must hold (and run) on CPU first."""
-    import cuda_checks
+    from scripts import cuda_checks
     assert cuda_checks.main(["--device", "cpu", "--precisions", "fp32", "--out-dir", str(tmp_path)]) == 0
     df = pd.read_csv(tmp_path / "cuda_checks_dry_run.csv")
     assert len(df) == 28 and df.passed.all()
 
 
 def test_table5_smoke_and_notebook(tmp_path):
-    import table5_multitenant
+    from experiments import table5_multitenant
     out = tmp_path / "out"
     table5_multitenant.main(["--profile", "smoke", "--out-dir", str(out)])
     df = pd.read_csv(out / "table5.csv")
@@ -167,7 +165,7 @@ def test_table5_smoke_and_notebook(tmp_path):
 @pytest.mark.parametrize("table", ["table3_activation", "table4_length"])
 def test_ablation_tables_smoke_and_notebooks(table, tmp_path):
     import importlib
-    module = importlib.import_module(table)
+    module = importlib.import_module(f"experiments.{table}")
     name = table.split("_")[0]
     out = tmp_path / "out"
     module.main(["--profile", "smoke", "--out-dir", str(out)])
@@ -194,7 +192,7 @@ def test_ablation_tables_smoke_and_notebooks(table, tmp_path):
 
 
 def test_reference_commonsense_smoke_and_notebook(tmp_path):
-    import reference_commonsense
+    from experiments import reference_commonsense
     out = tmp_path / "out"
     reference_commonsense.main(["--profile", "smoke", "--out-dir", str(out)])
     ordering = pd.read_csv(out / "reference_commonsense_ordering.csv")
@@ -217,7 +215,7 @@ def test_reference_commonsense_smoke_and_notebook(tmp_path):
 
 
 def test_table2_smoke_and_notebook(tmp_path):
-    import table2_instruct
+    from experiments import table2_instruct
     out = tmp_path / "out"
     table2_instruct.main(["--profile", "smoke", "--out-dir", str(out)])
     rows = pd.read_csv(out / "table2.csv")
@@ -236,14 +234,14 @@ def test_table2_smoke_and_notebook(tmp_path):
 
 
 def test_table2_backbone_probe_smoke(tmp_path):
-    import table2_backbone
+    from experiments import table2_backbone
     table2_backbone.main(["--profile", "smoke", "--out-dir", str(tmp_path)])
     df = pd.read_csv(tmp_path / "table2_backbone.csv")
     assert len(df) == 1 and df.s_per_step.gt(0).all() and df.dev_rouge_l_untuned.between(0, 1).all()
 
 
 def test_table2_paper_dry_run(capsys):
-    import table2_instruct
+    from experiments import table2_instruct
     table2_instruct.main(["--profile", "paper", "--dry-run"])
     out = capsys.readouterr().out
     import re
@@ -255,7 +253,7 @@ def test_table2_paper_dry_run(capsys):
 
 def test_rows_with_different_seeds_are_compared_on_the_seeds_both_have():
     """A three-seed core row against a seed-0-only extended row pairs seed 0 with seed 0 (and nothing else)."""
-    from iapt.grid import compare_rows
+    from iapt.harness.stats import compare_rows
 
     def cell(row, seed, scores):
         return {"row": row, "task": "ni", "seed": seed, "test_correct": " ".join(map(str, scores))}
@@ -273,8 +271,8 @@ def test_readme_tables_are_what_the_committed_csvs_render_to():
     run here is still rewriting, i.e. differs from git, is left out)."""
     import re
     import subprocess
-    import render_readme_tables as render
-    text, checked = render.README.read_text(), 0
+    from scripts import render_readme_tables as render
+    text, checked = render.page_text(), 0
     for name, (csv, target, table) in render.BLOCKS.items():
         paths = [f"results/{csv}", f"results/{csv[:-4]}.meta.json"]
         if subprocess.run(["git", "status", "--porcelain", "--", *paths], capture_output=True, text=True,
@@ -288,7 +286,7 @@ def test_readme_tables_are_what_the_committed_csvs_render_to():
 
 
 def test_a_grid_trained_on_several_machines_names_each_with_its_cell_count():
-    from render_readme_tables import trained_on
+    from scripts.render_readme_tables import trained_on
     mixed = {"device": "cpu: B", "cell_devices": {"cpu: A": 66, "cpu: B": 9}}
     assert trained_on(mixed) == "cells trained on cpu: A (66 cells); cpu: B (9 cells)"
     assert trained_on({"device": "cpu: B", "cell_devices": {"cpu: B": 3}}) == "cells trained on cpu: B"

@@ -3,9 +3,12 @@ run offline against a tiny local mirror standing in for the hub ids."""
 import pytest
 from datasets import Dataset, DatasetDict
 
-from iapt import hub_data
+from iapt.data import hub as hub_data
 from iapt.errors import UserError
-from iapt.tasks import get_task, load_split
+from iapt.data.tasks import get_task
+
+
+from iapt.data.splits import load_split
 
 
 def _save(root, hub_id, config, train, validation):
@@ -67,9 +70,10 @@ def test_missing_mirror_folder_and_unknown_source_are_clear(mirror):
 
 def test_a_cell_trains_on_hub_data_through_the_same_path(mirror, tmp_path):
     from iapt.backbones import TINY
-    from iapt.engine import TrainConfig
-    from iapt.train import run_cell
-    result = run_cell("lora", "sst2", TINY, train_cfg=TrainConfig(steps=2, batch_size=4, eval_every=2, patience=None),
-                      lrs=(1e-2,), data="hub", out_dir=tmp_path / "cell", progress=False)
+    from iapt.cli.train import train_cell
+    from iapt.training.cell import CellSpec
+    from iapt.training.config import TrainConfig
+    result = train_cell(CellSpec("lora", "sst2", TINY, TrainConfig(steps=2, batch_size=4, eval_every=2, patience=None),
+                                 (1e-2,), data="hub"), tmp_path / "cell")
     assert result["spec"]["data"] == "hub" and result["spec"]["n"] == {"train": 25, "dev": 5, "test": 8}
     assert result["test"]["n"] == 8

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from conftest import ARCHS, randomize, tiny_model
+from tests.conftest import ARCHS, randomize, tiny_model
 from iapt import IAPTConfig, IAPTModel, get_iapt_model
 
 # Two left-padded prompts of different instruction lengths.
@@ -105,7 +105,8 @@ def test_logit_at_last_instruction_position_predicts_first_response_token(placem
     ids, instr = torch.tensor([[5, 6, 7, 8, 10]]), torch.tensor([[1, 1, 1, 1, 0]]).bool()
     labels = torch.tensor([[-100, -100, -100, -100, 10]])
     out = model(input_ids=ids, instruction_mask=instr, labels=labels)
-    expected = torch.nn.functional.cross_entropy(out.logits[0, 3:4], torch.tensor([10]))
+    logits = model(input_ids=ids, instruction_mask=instr).logits
+    expected = torch.nn.functional.cross_entropy(logits[0, 3:4], torch.tensor([10]))
     torch.testing.assert_close(out.loss, expected)
 
 
@@ -125,7 +126,8 @@ def test_only_generator_parameters_get_gradients_and_backbone_is_untouched():
     for k, v in model.base_model.state_dict().items():
         assert torch.equal(v, before[k]), k
     groups = model.parameter_groups()
-    assert all(p.numel() in (7, 5) for p in groups["rational"]) and len(groups["rational"]) == 2 * 3
+    assert all(p.numel() in (7, 5) for p in groups.theta) and len(groups.theta) == 2 * 3
+    assert {id(p) for p in groups.theta} == {id(p) for r in model.rationals().values() for p in r.parameters()}
 
 
 def test_save_load_reproduces_logits_and_rejects_wrong_backbone(tmp_path):

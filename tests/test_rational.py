@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from iapt.rational import INIT_FILE, Rational, rational
+from iapt.method.rational import INIT_FILE, Rational, rational
 
 # Documented tolerance of the fitted GELU initialisation over the fitted range (README, "Rational activation").
 GELU_TOLERANCE = 1e-2

@@ -3,9 +3,9 @@ LoRA forms and prompt tuning, with random, non-zero, per-tenant-distinct adapter
 import pytest
 import torch
 
-from conftest import randomize, tiny_model
+from tests.conftest import randomize, tiny_model
 from iapt import IAPTConfig, get_iapt_model
-from iapt.serving import (BareBackbone, GatheredLoRA, PeftMixedLoRA, StepClock, TenantIAPT, TenantPromptTuning,
+from iapt.serving.multitenant import (BareBackbone, GatheredLoRA, PeftMixedLoRA, StepClock, TenantIAPT, TenantPromptTuning,
                           random_lora)
 
 # four left-padded requests of different lengths, from three tenants

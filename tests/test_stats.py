@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from iapt.stats import CONTRADICTED, NOT_DISTINGUISHABLE, REPRODUCED, paired_bootstrap, verdict
+from iapt.harness.stats import CONTRADICTED, NOT_DISTINGUISHABLE, REPRODUCED, paired_bootstrap, verdict
 
 
 def scores(rng, p, shape=(3, 200)):

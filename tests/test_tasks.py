@@ -5,9 +5,13 @@ import sys
 import pytest
 
 from iapt.backbones import load_backbone
-from iapt.data import collate, encode, fit_prompt
+from iapt.data.format import collate, encode, fit_prompt
 from iapt.errors import UserError
-from iapt.tasks import EMBEDDED_TASKS, get_task, load_examples, load_split, split_sizes
+from iapt.data.tasks import EMBEDDED_TASKS, get_task
+
+from iapt.data.embedded import split_sizes
+
+from iapt.data.splits import load_examples, load_split
 
 DOCUMENTED_SIZES = {  # README, "Tasks and splits"
     "sst2": (436, 131, 305), "rte": (138, 42, 97), "mrpc": (204, 61, 143), "cb": (28, 8, 20),
@@ -55,18 +59,18 @@ def test_templates_render_exactly_as_documented():
     assert get_task("squad").template == "Context:\n{context}\nQuestion:\n{question}"
 
 
-def test_labels_are_minus_100_exactly_on_instruction_and_padding(tokenizer):
+def test_labels_are_minus_100_and_instruction_true_exactly_on_the_prompt(tokenizer):
     a = encode(tokenizer, "great movie\nThe sentiment of the given sentence is:\nAnswer:", " positive")
     b = encode(tokenizer, "bad\nAnswer:", " not entailment")
     batch = collate([a, b], tokenizer.pad_token_id)
     for row, f in enumerate([a, b]):
-        n_ctx = sum(f["instruction_mask"])
+        n_ctx = f["labels"].count(-100)
         labels = batch["labels"][row]
         assert (labels[:n_ctx] == -100).all()
         assert (labels[n_ctx:len(f["input_ids"])] != -100).all()
         assert (labels[len(f["input_ids"]):] == -100).all()
         assert batch["instruction_mask"][row, :n_ctx].all() and not batch["instruction_mask"][row, n_ctx:].any()
-    assert tokenizer.decode(a["input_ids"][sum(a["instruction_mask"]):]) == " positive"
+    assert tokenizer.decode(a["input_ids"][a["labels"].count(-100):]) == " positive"
 
 
 def test_truncation_cuts_the_passage_never_the_question(tokenizer):
@@ -88,6 +92,6 @@ def test_unknown_and_hub_only_tasks_have_clear_messages():
 def test_cli_unknown_names_exit_with_list_not_traceback():
     for args, expected in ((["--tasks", "nope"], "valid tasks:"), (["--profile", "huge"], "valid profiles:"),
                            (["--profile", "quick", "--backbone", "smollm3"], "embedded backbones: smollm2-135m")):
-        r = subprocess.run([sys.executable, "experiments/zeroshot.py", *args], capture_output=True, text=True)
+        r = subprocess.run([sys.executable, "-m", "experiments.zeroshot", *args], capture_output=True, text=True)
         assert r.returncode == 2, r.stderr
         assert expected in r.stderr and "Traceback" not in r.stderr

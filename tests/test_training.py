@@ -1,7 +1,7 @@
 """IAPT learns: on a tiny frozen model, the loss on an instruction-dependent toy task falls."""
 import torch
 
-from conftest import tiny_model
+from tests.conftest import tiny_model
 from iapt import IAPTConfig, get_iapt_model
 
 

@@ -1,0 +1,1 @@
+"""The command-line front ends: iapt-train, iapt-predict, iapt-lm-eval (see pyproject.toml)."""

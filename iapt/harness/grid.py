@@ -1,0 +1,282 @@
+"""Run a grid of cells (method × task × seed, plus per-row options) and keep its CSVs current.
+
+The learning rate is searched on the first seed of each (row, task) on the dev split; the other seeds train
+at the chosen rate (recorded as `lr_source`), so every method gets the same number of trials. After each
+cell the table's CSVs are rewritten from every cell so far (write, then rename): an interrupted grid loses at
+most the cell in progress, and that cell itself resumes from its last checkpoint.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from ..errors import UserError
+from ..training.cell import CellResult, CellSpec, RunContext, prepare
+from ..training.config import TrainConfig
+from .runinfo import write_results
+from .store import CellStore
+
+@dataclass
+class Row:
+    """One row of a table: a method with its options (and training overrides), under a display name."""
+    name: str
+    method: str
+    options: dict = field(default_factory=dict)
+    size: int | None = None
+    train: dict = field(default_factory=dict)     # TrainConfig fields that differ for this row (e.g. theta)
+
+
+def cell_compute_s(wall: dict) -> float:
+    """A cell's compute time across invocations: `wall["cell"]` counts only the invocation that finished it, so a
+    cell resumed with a trial already trained would report less than its trials took; their parts are summed too."""
+    return max(wall["cell"], wall["train"] + wall["dev_eval"] + wall["test_eval"])
+
+
+def cell_row(row: Row, task: str, seed: int, result: CellResult, lr_source: str, profile: str) -> dict:
+    chosen = result["trials"][f"{result['chosen_lr']:g}"]
+    return {"row": row.name, "method": row.method, "task": task, "seed": seed, "backbone": result["spec"]["backbone"],
+            "profile": profile, "trainable_params": result["trainable_params"],
+            "size": f"{result['size_name']}={result['size']}" if result["size_name"] else "",
+            "chosen_lr": result["chosen_lr"], "lr_source": lr_source, "dev_metric": result["dev_metric"],
+            "test_metric": result["test_metric"], "n_test": result["test"]["n"], "best_step": chosen["best_step"],
+            "steps_run": chosen["steps_run"], "train_wall_s": round(result["wall_s"]["train"], 1),
+            "cell_wall_s": round(cell_compute_s(result["wall_s"]), 1), "code_version": result["code_version"],
+            "device": result["meta"]["device"],   # where the cell was trained (resumed grids can mix machines)
+            "test_correct": " ".join(f"{c:g}" for c in result["test_correct"]),
+            "theta_drift": " ".join(f"{k}:{v:.4f}" for k, v in chosen.get("theta_drift", {}).items()),
+            "cell": result["cell"], "adapter": result["adapter"]}   # the cell's record, relative to the store
+
+
+def curve_rows(row: Row, task: str, seed: int, result: dict) -> list[dict]:
+    out = []
+    for lr, trial in result["trials"].items():
+        out += [{"row": row.name, "task": task, "seed": seed, "lr": float(lr), "kind": "dev_metric", "step": s, "value": v}
+                for s, v in zip(trial["dev_step"], trial["dev_metric"])]
+        out += [{"row": row.name, "task": task, "seed": seed, "lr": float(lr), "kind": "train_loss", "step": s, "value": v}
+                for s, v in zip(trial["step"], trial["train_loss"])]
+    return out
+
+
+@dataclass
+class GridRun:
+    """What every cell of one table invocation shares: where cells are kept, how they run, the profile's settings."""
+    store: CellStore
+    ctx: RunContext
+    backbone: str
+    train: TrainConfig
+    lrs: tuple
+    profile: str
+    n: dict = field(default_factory=dict)    # n_train / n_dev / n_test caps
+    data: str = "embedded"
+    fresh: bool = False
+    budget: int | str | None = "iapt"
+
+    def spec(self, row: Row, task: str, seed: int, lrs: tuple) -> CellSpec:
+        return CellSpec(row.method, task, self.backbone, TrainConfig(**{**self.train.to_dict(), **row.train, "seed": seed}),
+                        tuple(lrs), self.budget if row.size is None else None, row.size, dict(row.options),
+                        data=self.data, **self.n)
+
+
+def run_grid(run: GridRun, rows: list[Row], tasks: list[str], seeds: list[int], on_cell=None,
+             also_test=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every (row, task, seed) cell in order; returns the rows and learning-curve DataFrames. Each finished
+    cell's JSON files (result and evaluations) are kept in the run's record store, which resumes it.
+
+    `on_cell(rows_df, curves_df, cells_done)` is called after every cell with everything so far.
+    `also_test(result)`, when given, scores the cell's tuned model on further tasks: it returns one dict per
+    task ({"task", "test_metric", "n_test", "test_correct"}), each added as a row beside the cell's own."""
+    rows_so_far, curves = [], []
+    # Seed-major: the first seed of every row and task (with its lr search) comes first, so a run cut short
+    # still holds a complete one-seed comparison; later seeds reuse the learning rate chosen there.
+    plan = [(r, t, s) for s in seeds for r in rows for t in tasks]
+    chosen: dict[tuple, float] = {}
+    # smoothing=0: the ETA is the mean rate of the cells computed in this run (restored cells left out below)
+    bar = tqdm(total=len(plan), desc="cells", unit="cell", smoothing=0)
+    for done, (row, task, seed) in enumerate(plan, 1):
+        bar.set_postfix_str(f"{row.name} {task} seed {seed}")
+        started, first = time.time(), (row.name, task) not in chosen
+        result = run.store.run(prepare(run.spec(row, task, seed, run.lrs if first else (chosen[row.name, task],))),
+                               run.ctx, run.fresh)
+        chosen.setdefault((row.name, task), result["chosen_lr"])
+        record = cell_row(row, task, seed, result, "searched" if first else f"seed {seeds[0]}", run.profile)
+        rows_so_far += [record] + [{**record, **extra} for extra in (also_test(result) if also_test else [])]
+        run.store.keep(result)
+        curves += curve_rows(row, task, seed, result)
+        bar.update(1)
+        if time.time() - started < 0.5 * result["wall_s"]["cell"]:
+            # restored from its record in seconds (computing it took minutes): leave it out of the ETA's rate,
+            # which tqdm takes as (n - initial) / (now - start_t), or resumed runs promise the rest at that speed
+            bar.initial += 1
+            bar.start_t += time.time() - started
+        if on_cell is not None:
+            on_cell(pd.DataFrame(rows_so_far), pd.DataFrame(curves), done)
+    bar.close()
+    return pd.DataFrame(rows_so_far), pd.DataFrame(curves)
+
+
+def summarize(df: pd.DataFrame, floors: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Methods as rows, tasks as columns: the median over seeds, its spread (max − min), the seeds counted,
+    an average over tasks and the tunable parameters; floors (zero-shot, majority, chance) appended."""
+    grouped = df.groupby(["row", "task"])["test_metric"]
+    med, spread, count = grouped.median().unstack(), (grouped.max() - grouped.min()).unstack(), grouped.size().unstack()
+    order = list(dict.fromkeys(df["row"]))
+    tasks = list(dict.fromkeys(df["task"]))
+    out = pd.DataFrame({"row": order})
+    out["trainable_params"] = [int(df[df.row == r]["trainable_params"].iloc[0]) for r in order]
+    for t in tasks:
+        out[t] = [med.loc[r, t] if t in med.columns else float("nan") for r in order]
+        out[f"{t}_spread"] = [spread.loc[r, t] if t in spread.columns else float("nan") for r in order]
+        out[f"{t}_seeds"] = [int(count.loc[r, t]) if t in count.columns and pd.notna(count.loc[r, t]) else 0 for r in order]
+    out["average"] = out[tasks].mean(axis=1, skipna=False)
+    out["code_versions"] = [" ".join(sorted(set(df[df.row == r]["code_version"]))) for r in order]
+    if floors is not None and len(floors):
+        floor_rows = []
+        for method in [m for m in ("zero-shot", "majority-class", "chance") if m in set(floors.method)]:
+            f = floors[floors.method == method].set_index("task")["metric"]
+            rec = {"row": method, "trainable_params": 0, **{t: f.get(t, float("nan")) for t in tasks}}
+            rec["average"] = pd.Series([rec[t] for t in tasks]).mean(skipna=False)
+            floor_rows.append(rec)
+        out = pd.concat([out, pd.DataFrame(floor_rows)], ignore_index=True)
+    return out
+
+
+@dataclass
+class TableScript:
+    """A table script's hooks. `stages(profile)` gives [(rows, tasks, seeds), ...] (default: the profile's rows ×
+    tasks × seeds); `extras(df)` gives further CSVs ({suffix: DataFrame}); `dry_run(profile)` adds --dry-run;
+    `metadata(profile)` adds to the run's metadata; `also_test(profile, backbone)` gives run_grid's `also_test`;
+    `floors(profile, backbone, store)` gives the floor rows (task, method, metric) the summary appends;
+    `reference` ({"train": …, "lrs": …}) are the settings cell folders are named against (iapt.harness.store)."""
+    table: str
+    doc: str
+    script: str
+    stages: object = None
+    extras: object = None
+    dry_run: object = None
+    metadata: object = None
+    also_test: object = None
+    floors: object = None
+    reference: dict | None = None
+
+
+def publish(table: str, out_dir: Path, df: pd.DataFrame, curves: pd.DataFrame, meta: dict, floors, extras) -> list[str]:
+    """Write <table>.csv, _curves.csv, _summary.csv and the extras from every cell so far; the extras' names."""
+    cells = df.drop_duplicates("cell")      # also_test adds rows that share their cell
+    meta = {**meta, "code_versions": sorted(set(df["code_version"])), "mixed_code_versions": df["code_version"].nunique() > 1,
+            # compute time of the table's cells, whichever invocation (or session) ran them
+            "cells_wall_s": round(float(cells["cell_wall_s"].sum()), 1),
+            # the machines that trained the cells, with how many each: `device` above is only this invocation's
+            "cell_devices": cells["device"].value_counts().to_dict()}
+    write_results(df, out_dir / f"{table}.csv", meta)
+    write_results(curves, out_dir / f"{table}_curves.csv", meta)
+    write_results(summarize(df, floors), out_dir / f"{table}_summary.csv", meta)
+    extra = extras(df) if extras else {}
+    for suffix, frame in extra.items():
+        write_results(frame, out_dir / f"{table}_{suffix}.csv", meta)
+    return list(extra)
+
+
+def run_stages(run: GridRun, script: TableScript, stages: list, out_dir: Path, metadata: dict, floors, also_test):
+    """Run the stages in order; after every cell, rewrite the table's CSVs from every cell so far, each with
+    metadata that says how many of the planned cells are done (an interrupted run leaves a complete, smaller table)."""
+    planned = sum(len(rows) * len(tasks) * len(seeds) for rows, tasks, seeds in stages)
+    frames, curve_frames, t0, written = [], [], time.time(), []
+
+    def on_cell(cell_rows: pd.DataFrame, curves: pd.DataFrame, done: int) -> None:
+        meta = {**metadata, "cells_done": done_before[0] + done, "cells_planned": planned,
+                "wall_s_this_invocation": round(time.time() - t0, 1),
+                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        written[:] = publish(script.table, out_dir, pd.concat(frames + [cell_rows], ignore_index=True),
+                             pd.concat(curve_frames + [curves], ignore_index=True), meta, floors, script.extras)
+
+    done_before = [0]
+    for i, (rows, tasks, seeds) in enumerate(stages):
+        print(f"stage {i}: {len(rows)} rows × {len(tasks)} tasks × {len(seeds)} seeds")
+        cell_rows, curves = run_grid(run, rows, tasks, seeds, on_cell=on_cell, also_test=also_test)
+        frames.append(cell_rows)
+        curve_frames.append(curves)
+        done_before[0] += len(rows) * len(tasks) * len(seeds)
+    df = pd.concat(frames, ignore_index=True)
+    summary = pd.read_csv(out_dir / f"{script.table}_summary.csv")
+    print(summary[[c for c in summary.columns if not c.endswith(("_spread", "_seeds", "code_versions"))]].to_string(index=False))
+    if df["code_version"].nunique() > 1:
+        print(f"note: {script.table} mixes code versions (see code_versions)")
+    print(f"wrote {out_dir / (script.table + '.csv')} and its _summary, _curves" + "".join(f", _{s}" for s in written))
+    return df
+
+
+def table_cli(doc: str, profiles: dict, argv=None, dry_run: bool = False):
+    """The flags every table script shares; returns (args, profile dict, backbone, output folder)."""
+    import argparse
+    import tempfile
+
+    from ..errors import unknown
+    from .runinfo import RESULTS
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", default="cpu", help=f"one of {', '.join(profiles)}")
+    ap.add_argument("--out-dir", type=Path, help="where the CSVs go (default: results/ for cpu, results/quick/ "
+                    "for quick, a temporary folder for smoke)")
+    ap.add_argument("--fresh", action="store_true", help="retrain finished cells, cached or recorded in git (cells/)")
+    ap.add_argument("--reuse-code-version", action="append", default=[], metavar="HASH",
+                    help="also reuse cells finished with the same settings at this older code version (repeatable; "
+                         "for a change to iapt/ known not to touch them; the table then lists both versions)")
+    ap.add_argument("--backbone", help="override the profile's backbone (a local folder or hub id)")
+    ap.add_argument("--stages", type=int, nargs="+", metavar="I",
+                    help="run only these stages of the profile's plan (0 = the first; e.g. Table 1's core grid: --stages 0)")
+    if dry_run:
+        ap.add_argument("--dry-run", action="store_true", help="print the plan and parameter counts, run nothing")
+    args = ap.parse_args(argv)
+    if args.profile not in profiles:
+        raise unknown("profile", args.profile, profiles)
+    prof = profiles[args.profile]
+    default_out = {"cpu": RESULTS, "quick": RESULTS / "quick"}.get(args.profile)
+    out_dir = args.out_dir or default_out or Path(tempfile.mkdtemp(prefix="iapt-smoke-"))
+    return args, prof, args.backbone or prof["backbone"], out_dir
+
+
+def accepted_code_versions(prof: dict, args) -> tuple[str, ...]:
+    """Older code versions whose finished cells this run reuses: the profile's `reuse_code_versions` (with the
+    reason in experiments/shared.yaml) and --reuse-code-version; none with --fresh."""
+    return () if args.fresh else tuple(prof.get("reuse_code_versions", ())) + tuple(args.reuse_code_version)
+
+
+def select_stages(plan: list, wanted: list[int] | None, profile: str, meta: dict) -> list:
+    if wanted is None:
+        return plan
+    if not all(0 <= i < len(plan) for i in wanted):
+        raise UserError(f"--stages: profile {profile} has stages 0 to {len(plan) - 1}, not {wanted}")
+    meta["stages"] = {"run": sorted(set(wanted)), "in_profile": len(plan)}
+    return [plan[i] for i in meta["stages"]["run"]]
+
+
+def run_table(script: TableScript, profiles: dict, argv=None):
+    """A table script's whole main: flags, the profile's training settings and metadata, then its stages.
+    Only the cpu profile, whose CSVs are the committed results, records its cells in git (cells/ beside them):
+    the quick profile is a first look that should really run, and smoke output is temporary."""
+    from ..backbones import cache_dir
+    from .runinfo import run_metadata
+    args, prof, backbone, out_dir = table_cli(script.doc, profiles, argv, dry_run=script.dry_run is not None)
+    if script.dry_run is not None and args.dry_run:
+        return script.dry_run(prof)
+    cfg = TrainConfig(**prof["train"])
+    records = out_dir / "cells" if args.profile == "cpu" else None
+    cache = out_dir / "cells" if args.profile == "smoke" else cache_dir() / "runs"
+    store = CellStore(cache, records, accepted_code_versions(prof, args), script.reference)
+    extra = script.metadata(prof) if callable(script.metadata) else (script.metadata or {})
+    meta = run_metadata(profile=args.profile, backbone=backbone, train=cfg.to_dict(), lrs=list(prof["lrs"]),
+                        data=prof["n"], data_source=prof.get("data", "embedded"), script=script.script, **extra)
+    plan = select_stages(script.stages(prof) if script.stages else [(prof["rows"], prof["tasks"], prof["seeds"])],
+                         args.stages, args.profile, meta)
+    cells = sum(len(rows) * len(tasks) * len(seeds) for rows, tasks, seeds in plan)
+    print(f"{script.table}, profile {args.profile}: {cells} cells on {backbone}, {len(prof['lrs'])} learning-rate "
+          f"trial(s) on the first seed of each; {prof.get('expected', 'duration not measured yet')}. Finished cells "
+          f"are reused; rerun the same command to resume. Output: {out_dir}")
+    run = GridRun(store, RunContext(), backbone, cfg, tuple(prof["lrs"]), args.profile, dict(prof["n"]),
+                  prof.get("data", "embedded"), args.fresh)
+    floors = script.floors(prof, backbone, store) if script.floors else None
+    also_test = script.also_test(prof, backbone) if script.also_test else None
+    return run_stages(run, script, plan, out_dir, meta, floors, also_test)

@@ -1,0 +1,150 @@
+"""Where finished cells are found and kept.
+
+A cell's folder under $IAPT_CACHE/runs holds checkpoints and adapters (weights: never committed) and a few small
+JSON files: result.json and the evaluations made from it. A table run also keeps those JSON files in its record
+store (results/cells/ for the cpu profile), so that a later session, another machine or a fresh clone resumes the
+table from what is committed instead of retraining finished cells; `--fresh` retrains them all.
+
+Folders are named for people: `<backbone>/<task>/<method>-seed<seed>[-<setting>=<value>…]/<code version>`, the
+settings being those that differ from the store's reference settings (the shared cpu settings for the tables).
+Cells are *found* by content: every record carries its settings (its `spec`), whose digest (`settings_hash`, code
+version included) is what a lookup matches, so a folder's name never decides whether a record is found.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+from ..training.cell import CellResult, PreparedCell, RunContext, run_cell, settings_hash
+from .runinfo import atomic_write_text
+
+
+def _value(v) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, (list, tuple)):
+        return ",".join(_value(x) for x in v)
+    return str(v).lower() if v is None or isinstance(v, bool) else str(v)
+
+
+def readable_name(key: dict, reference: dict) -> str:
+    """`<backbone>/<task>/<method>-seed<seed>[-k=v…]/<code>`: options, an explicit size, and the training
+    settings and learning rates that differ from `reference` ({"train": {...}, "lrs": [...]})."""
+    parts = [f"{key['method']}-seed{key['train']['seed']}"]
+    parts += [f"{k}={_value(v)}" for k, v in sorted(key["options"].items())]
+    if key["size"] is not None:
+        parts.append(f"size={key['size']}")
+    parts += [f"{k}={_value(v)}" for k, v in key["train"].items()
+              if k not in ("seed", "lr") and k in reference.get("train", {}) and v != reference["train"][k]]
+    if list(key["lrs"]) != list(reference.get("lrs", key["lrs"])):
+        parts.append(f"lrs={_value(key['lrs'])}")
+    name = re.sub(r"[^\w.=,+-]+", "_", "-".join(parts))
+    return f"{key['backbone']}/{key['task']}/{name}/{key['code']}"
+
+
+class CellStore:
+    """The one lookup (local cache → committed record → an accepted older code version) and the one save."""
+
+    def __init__(self, cache: Path, records: Path | None = None, accepted_versions: tuple[str, ...] = (),
+                 reference: dict | None = None):
+        self.cache, self.records = Path(cache), Path(records) if records is not None else None
+        self.accepted, self.reference = tuple(accepted_versions), reference or {}
+        self._index: dict[Path, dict[str, Path]] = {}
+
+    def _indexed(self, root: Path | None) -> dict[str, Path]:
+        """settings_hash → folder of every result.json under `root` (read once per store)."""
+        if root is None or not root.exists():
+            return {}
+        if root not in self._index:
+            self._index[root] = {settings_hash(json.loads(p.read_text())["spec"]): p.parent
+                                 for p in root.rglob("result.json") if "trials" not in p.parts}
+        return self._index[root]
+
+    def name(self, key: dict) -> str:
+        """The key's folder, relative to the cache and the records: its readable name, or — when another cell
+        already holds that name — the name with the settings hash appended."""
+        base, digest = readable_name(key, self.reference), settings_hash(key)
+        for root in (self.cache, self.records):
+            held = root / base / "result.json" if root is not None else None
+            if held is not None and held.exists() and settings_hash(json.loads(held.read_text())["spec"]) != digest:
+                return f"{base}-{digest}"
+        return base
+
+    def find(self, key: dict) -> CellResult | None:
+        """This version's cell, else one finished with the same settings at an accepted older version: from
+        the cache, else restored from its committed record (which keeps no weights)."""
+        for version in (key["code"], *self.accepted):
+            versioned = {**key, "code": version}
+            digest, folder = settings_hash(versioned), self.cache / self.name(versioned)
+            found = self._indexed(self.cache).get(digest) or (folder if (folder / "result.json").exists() else None)
+            if found is None and (record := self._indexed(self.records).get(digest)) is not None:
+                found = self._restore(record, folder)
+            if found is not None:
+                print(f"already done: {found / 'result.json'}" if version == key["code"]
+                      else f"reusing the cell finished at code version {version}: {found}")
+                return CellResult(json.loads((found / "result.json").read_text()), found)
+        return None
+
+    def _restore(self, record: Path, folder: Path) -> Path:
+        """Copy a committed record's JSON files into the cache; its `adapter` then names where the adapter
+        would be here."""
+        print(f"restored from the committed record {record}")
+        for path in sorted(record.glob("*.json"), key=lambda p: p.name == "result.json"):   # the result last
+            text = path.read_text()
+            if path.name == "result.json":
+                text = json.dumps({**json.loads(text), "adapter": str(folder / "adapter")}, indent=1) + "\n"
+            if not (folder / path.name).exists():
+                atomic_write_text(folder / path.name, text)
+        return folder
+
+    def forget(self, key: dict) -> None:
+        """--fresh: the cell's earlier result goes, cached and recorded."""
+        for root in (self.cache, self.records):
+            folder = self._indexed(root).pop(settings_hash(key), None)
+            for path in {folder, root / self.name(key) if root is not None else None} - {None}:
+                if path.exists():
+                    shutil.rmtree(path)
+
+    def keep(self, result: CellResult) -> None:
+        """Copy the cell's JSON files (its result and evaluations, not its weights) into the record store."""
+        if self.records is None:
+            return
+        known = self._indexed(self.records).get(settings_hash(result["spec"]))
+        target = known or self.records / self.name(result["spec"])   # a committed record stays where it is
+        for path in result.folder.glob("*.json"):
+            if not (target / path.name).exists():
+                atomic_write_text(target / path.name, path.read_text())
+        self._indexed(self.records)[settings_hash(result["spec"])] = target
+
+    def run(self, cell: PreparedCell, ctx: RunContext, fresh: bool = False) -> CellResult | None:
+        """The finished cell if there is one (unless `fresh`), else train it into the cache."""
+        if fresh and ctx.accelerator.is_main_process:
+            self.forget(cell.key)
+        found = None if fresh else self.find(cell.key)
+        ctx.accelerator.wait_for_everyone()
+        if found is not None:
+            return found
+        name = self.name(cell.key)
+        return run_cell(cell, self.cache / name, ctx, name)
+
+
+def cached_json(relative: str | list[str], compute, cache: Path, store: Path | None = None):
+    """compute() once: its JSON is kept at cache/relative and in the record store (each written, then renamed);
+    a value found in either is returned instead. A list of paths: the first is this version's, the others
+    accepted older ones (a value found under one of those is used as it is, not copied)."""
+    current, *accepted = [relative] if isinstance(relative, str) else relative
+
+    def find(path: str) -> Path | None:
+        return next((root / path for root in (cache, store) if root is not None and (root / path).exists()), None)
+    found = find(current)
+    if found is None:
+        for path in accepted:
+            if (older := find(path)) is not None:
+                return json.loads(older.read_text())
+    value = json.loads(found.read_text()) if found is not None else compute()
+    for root in (cache, store):
+        if root is not None and not (root / current).exists():
+            atomic_write_text(root / current, json.dumps(value) + "\n")
+    return value

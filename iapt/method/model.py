@@ -1,0 +1,255 @@
+"""IAPTModel: a frozen causal LM whose every decoder layer sees k instance-specific soft tokens.
+
+The caller's sequence is widened by k reserved *slot* positions (before the instruction for `prefix`,
+between instruction and response for `between`). A forward pre-hook on each decoder layer overwrites the
+slots' hidden states with that layer's generated prompt, so the slots' keys and values are the prompt.
+The generators read only instruction positions and run only when the full widened sequence passes
+(training, evaluation, generation prefill); decoding steps with the KV cache cost what the backbone costs.
+When the first generator sits above layer 0 (LPT, or an IAPT restricted to upper layers), the layers below
+it do not see the slots at all: their attention mask hides the slot columns, so nothing below changes.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_model, save_model
+from torch import nn
+
+from ..contract import MethodIdentity, ParameterGroups, TunedModel
+from ..data.format import instruction_tokens
+from .config import IAPTConfig
+from .generator import build_generators, masked_mean, rationals, theta_ids
+from .rational import Rational
+
+CONFIG_NAME, WEIGHTS_NAME = "iapt_config.json", "iapt_model.safetensors"
+
+
+def decoder_layers(model: nn.Module) -> nn.ModuleList:
+    """The decoder-layer list of a Hugging Face causal LM (LLaMA, Qwen2, Gemma-3, ...)."""
+    n = model.config.get_text_config().num_hidden_layers
+    for module in model.modules():
+        if isinstance(module, nn.ModuleList) and len(module) == n and hasattr(module[0], "input_layernorm"):
+            return module
+    raise ValueError(f"cannot find {n} decoder layers with an `input_layernorm` in {type(model).__name__}")
+
+
+@dataclass
+class Widened:
+    """The caller's batch with k slot positions inserted per row."""
+    input_ids: torch.Tensor         # B, T+k (slots hold a placeholder id; their states are overwritten)
+    attention_mask: torch.Tensor    # B, T+k (slots attended)
+    position_ids: torch.Tensor      # B, T+k (slots take real positions)
+    instruction_mask: torch.Tensor  # B, T+k (slots excluded)
+    slot_index: torch.Tensor        # B, k
+    logit_index: torch.Tensor       # B, T   widened position whose logit the caller's position j receives
+
+    def for_rows(self, rows: int) -> "Widened":
+        """Beam search runs each row `rows / B` times, consecutively (repeat_interleave): follow suit."""
+        B = self.input_ids.shape[0]
+        if rows == B:
+            return self
+        if rows % B:
+            raise ValueError(f"a batch of {rows} rows cannot come from {B} prompts")
+        n = rows // B
+        return Widened(*(t.repeat_interleave(n, dim=0) for t in (self.input_ids, self.attention_mask, self.position_ids,
+                                                                 self.instruction_mask, self.slot_index, self.logit_index)))
+
+
+def widen(input_ids, attention_mask, instruction_mask, k: int, placement: str, placeholder_id: int = 0) -> Widened:
+    B, T = input_ids.shape
+    dev = input_ids.device
+    ar = torch.arange(T, device=dev)[None]                            # 1, T
+    instr = instruction_mask.bool() & attention_mask.bool()
+    fallback = attention_mask.float().argmax(1)                       # rows without instruction: first token
+    last = (instr.long() * (ar + 1)).amax(1) - 1                      # index of the last instruction token
+    if placement == "prefix":        # slots just before the first instruction token (after any left padding)
+        insert = torch.where(instr.any(1), instr.float().argmax(1), fallback)
+    elif placement == "between":     # slots just after the last instruction token
+        insert = torch.where(instr.any(1), last + 1, fallback)
+    else:                            # before_last: slots just before the last instruction token
+        insert = torch.where(instr.any(1), last, fallback)
+    dest = ar + k * (ar >= insert[:, None]).long()                    # B, T
+    ids = torch.full((B, T + k), placeholder_id, dtype=input_ids.dtype, device=dev).scatter(1, dest, input_ids)
+    mask = torch.ones((B, T + k), dtype=attention_mask.dtype, device=dev).scatter(1, dest, attention_mask)
+    wide_instr = torch.zeros((B, T + k), dtype=torch.bool, device=dev).scatter(1, dest, instr)
+    pos = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 1)
+    slot_index = insert[:, None] + torch.arange(k, device=dev)[None]
+    # The logit that predicts the token after the last instruction token is the last slot's (between);
+    # every other caller position keeps its own widened position.
+    shift_from = insert - (1 if placement == "between" else 0)
+    logit_index = ar + k * (ar >= shift_from[:, None]).long()
+    return Widened(ids, mask, pos, wide_instr, slot_index, logit_index)
+
+
+class IAPTModel(TunedModel):
+    """IAPT (and IDPG, LPT: the same machinery with other defaults) on a frozen causal LM (iapt.contract)."""
+
+    def __init__(self, base_model: nn.Module, config: IAPTConfig, identity: MethodIdentity | None = None):
+        super().__init__(identity or MethodIdentity("iapt", "bottleneck_dim", config.bottleneck_dim))
+        text_cfg = base_model.config.get_text_config()
+        config.base_model_type = config.base_model_type or text_cfg.model_type
+        config.base_num_layers = config.base_num_layers or text_cfg.num_hidden_layers
+        config.base_hidden_size = config.base_hidden_size or text_cfg.hidden_size
+        self.config = config
+        self.base_model = base_model
+        for p in self.base_model.parameters():
+            p.requires_grad_(False)
+        self.layers = decoder_layers(base_model)
+        # on the backbone's device: from_pretrained(base_on_gpu, ...) must not leave the generators on the CPU
+        device = next(base_model.parameters()).device
+        self.generators = build_generators(config, len(self.layers), text_cfg.hidden_size).to(device)
+        self.placeholder_id = text_cfg.pad_token_id if text_cfg.pad_token_id is not None else 0
+        self._widened: Widened | None = None   # the batch being run, set only inside `_injecting`
+        first = min(int(i) for i in self.generators)
+        for i, layer in enumerate(self.layers):
+            if str(i) in self.generators:
+                layer.register_forward_pre_hook(self._slot_hook(i), with_kwargs=True)
+            elif i < first:
+                layer.register_forward_pre_hook(self._hide_slots_hook(i), with_kwargs=True)
+        self.identity.trainable_params, self.identity.total_params = self.get_nb_trainable_parameters()
+
+    # --- injection -------------------------------------------------------------------------------
+    def _slot_hook(self, i: int):
+        def hook(layer, args, kwargs):
+            generator = self.generators[str(i)]   # looked up per call: serving swaps in stacked generators
+            w = self._widened
+            if w is None:
+                return None
+            hidden = args[0] if args else kwargs["hidden_states"]
+            w = w.for_rows(hidden.shape[0])
+            extra = hidden.shape[1] - w.input_ids.shape[1]
+            if extra < 0:
+                return None  # a cached decoding step: the slots' keys and values are in the cache already
+            # A pass over the whole prompt (extra > 0: generation without cache re-reads generated tokens,
+            # which are never instruction).
+            instruction = F.pad(w.instruction_mask, (0, extra), value=False)
+            read = layer.input_layernorm(hidden) if self.config.read == "norm" else hidden
+            weight = next(generator.parameters())
+            source, source_mask = read, instruction
+            if self.config.generator_input == "shuffled":     # control: another row's instruction
+                source, source_mask = read.roll(1, 0), instruction.roll(1, 0)
+            elif self.config.generator_input == "constant":   # control: no instruction at all
+                source = torch.ones_like(read)
+            prompt = generator(source.to(weight.dtype), source_mask)                     # B, k, d
+            if self.config.slot_init == "mean":
+                prompt = prompt + masked_mean(hidden, instruction)[:, None].to(prompt.dtype)
+            index = w.slot_index[..., None].expand(-1, -1, hidden.shape[-1])
+            hidden = hidden.scatter(1, index, prompt.to(hidden.dtype))
+            if args:
+                return (hidden, *args[1:]), kwargs
+            return args, {**kwargs, "hidden_states": hidden}
+
+        return hook
+
+    def _hide_slots_hook(self, i: int):
+        """Below the first generator the slots hold no prompt yet: mask their columns (each slot still sees itself)."""
+
+        def hook(layer, args, kwargs):
+            w = self._widened
+            if w is None:
+                return None
+            if "flash" in str(getattr(self.base_model.config, "_attn_implementation", "")):
+                raise ValueError("generators above layer 0 need an explicit attention mask; load the backbone with "
+                                 "attn_implementation='sdpa' or 'eager', not flash attention")
+            hidden = args[0] if args else kwargs["hidden_states"]
+            w = w.for_rows(hidden.shape[0])
+            mask = kwargs.get("attention_mask")
+            cache = kwargs.get("cache", kwargs.get("past_key_values"))
+            q, dev = hidden.shape[1], hidden.device
+            total = q + (cache.get_seq_length(i) if cache is not None else 0)   # tokens so far, this step's included
+            kv = mask.shape[-1] if mask is not None else total   # a sliding-window layer sees only the last kv
+            cols = torch.arange(total - kv, total, device=dev)   # absolute index of each key column
+            query_at = torch.arange(total - q, total, device=dev)
+            slot_col = (cols[None, :, None] == w.slot_index[:, None, :]).any(-1)             # B, kv
+            hide = slot_col[:, None, None, :] & (query_at[None, None, :, None] != cols)     # B, 1, q, kv
+            if mask is None:    # sdpa's implicit causal mask
+                mask = (cols[None, :] <= query_at[:, None])[None, None] & ~hide
+            elif mask.dtype == torch.bool:
+                mask = mask & ~hide
+            else:
+                mask = mask.masked_fill(hide, torch.finfo(mask.dtype).min)
+            return args, {**kwargs, "attention_mask": mask}
+
+        return hook
+
+    @contextmanager
+    def _injecting(self, widened: Widened):
+        """The slot hooks see `widened` during one backbone call (forward or generate), and only then."""
+        self._widened = widened
+        try:
+            yield
+        finally:
+            self._widened = None
+
+    def _widen(self, input_ids, attention_mask, instruction_mask) -> Widened:
+        if instruction_mask is None:  # called without a Batch: the rule iapt.data.format applies
+            instruction_mask = instruction_tokens(attention_mask)
+        return widen(input_ids, attention_mask, instruction_mask, self.config.num_soft_tokens,
+                     self.config.placement, self.placeholder_id)
+
+    def logits(self, input_ids, attention_mask, instruction_mask, positions=None) -> torch.Tensor:
+        """Logits at the caller's positions (all, or `positions`: the backbone's head then runs on the union over
+        rows of those positions, widened; see iapt.evaluation.positions)."""
+        w = self._widen(input_ids, attention_mask, instruction_mask)
+        index, kwargs = w.logit_index if positions is None else w.logit_index[:, positions], {}
+        if positions is not None:
+            keep = index.unique()
+            kwargs["logits_to_keep"], index = keep, torch.searchsorted(keep, index)
+        with self._injecting(w):
+            out = self.base_model(input_ids=w.input_ids, attention_mask=w.attention_mask,
+                                  position_ids=w.position_ids, use_cache=False, **kwargs)
+        return out.logits.gather(1, index[..., None].expand(-1, -1, out.logits.shape[-1]))
+
+    @torch.no_grad()
+    def generate(self, input_ids, attention_mask=None, instruction_mask=None, **generate_kwargs):
+        """Hugging Face generate on the widened prompt (left padding); returns caller ids + new tokens."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        w = self._widen(input_ids, attention_mask, instruction_mask)
+        with self._injecting(w):
+            out = self.base_model.generate(input_ids=w.input_ids, attention_mask=w.attention_mask, **generate_kwargs)
+        return torch.cat([input_ids, out[:, w.input_ids.shape[1]:]], dim=1)
+
+    # --- parameters ------------------------------------------------------------------------------
+    def rationals(self) -> dict[str, Rational]:
+        return rationals(self.generators)
+
+    def parameter_groups(self) -> ParameterGroups:
+        """Ω (generator weights) and Θ (rational coefficients), for bi-level training. Shared tensors once."""
+        theta = theta_ids(self.generators)
+        weights, rational = [], []
+        for p in self.generators.parameters():   # each shared tensor once (parameters() deduplicates)
+            (rational if id(p) in theta else weights).append(p)
+        return ParameterGroups(weights=weights, theta=rational)
+
+    # --- persistence ------------------------------------------------------------------------------
+    def save_pretrained(self, path) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.config.save(path / CONFIG_NAME)
+        save_model(self.generators, str(path / WEIGHTS_NAME))
+
+    @classmethod
+    def from_pretrained(cls, base_model: nn.Module, path, identity: MethodIdentity | None = None) -> "IAPTModel":
+        path = Path(path)
+        if not (path / CONFIG_NAME).exists():
+            raise FileNotFoundError(f"{path} holds no IAPT adapter ({CONFIG_NAME} missing)")
+        config = IAPTConfig.load(path / CONFIG_NAME)
+        text_cfg = base_model.config.get_text_config()
+        found = (text_cfg.model_type, text_cfg.num_hidden_layers, text_cfg.hidden_size)
+        saved = (config.base_model_type, config.base_num_layers, config.base_hidden_size)
+        if found != saved:
+            raise ValueError(f"adapter {path} was trained on a backbone with (type, layers, hidden) = {saved}, "
+                             f"but this backbone has {found}; load the backbone it was trained on")
+        model = cls(base_model, config, identity)
+        load_model(model.generators, str(path / WEIGHTS_NAME))
+        return model
+
+
+def get_iapt_model(base_model: nn.Module, config: IAPTConfig | None = None) -> IAPTModel:
+    """Freeze `base_model` and attach IAPT prompt generators to every decoder layer."""
+    return IAPTModel(base_model, config or IAPTConfig())
