@@ -1,6 +1,6 @@
 """The engine's acceptance check: does tuning lift sst2 test accuracy clearly above the floor?
 
-    python experiments/engine_acceptance.py --profile cpu     # -> results/engine_acceptance.csv
+    python -m experiments.engine_acceptance --profile cpu     # -> results/engine_acceptance.csv
 
 Runs `iapt.training.cell`'s cell (learning-rate search on dev, best trial tested once) for IAPT and LoRA at IAPT's
 default budget on the embedded SmolLM2, and compares each test accuracy with max(zero-shot, majority class)

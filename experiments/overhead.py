@@ -1,6 +1,6 @@
 """IAPT's cost next to LoRA and the bare backbone, measured side by side in one run.
 
-    python experiments/overhead.py            # what `make overhead` runs -> results/overhead.csv
+    python -m experiments.overhead            # what `make overhead` runs -> results/overhead.csv
 
 Training: one optimiser step (forward, backward, AdamW) at batch 8 x 64 tokens for IAPT (m = 16, 4 soft
 tokens) and for LoRA on every linear module at the closest rank by tunable parameters (peft), plus the

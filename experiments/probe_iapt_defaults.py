@@ -1,7 +1,7 @@
 """Choose IAPT's defaults by measurement on *dev* splits (never test).
 
-    python experiments/probe_iapt_defaults.py --profile cpu              # sst2 -> results/iapt_defaults_probe.csv
-    python experiments/probe_iapt_defaults.py --profile cpu --task ni    # NI -> results/iapt_defaults_probe_ni.csv
+    python -m experiments.probe_iapt_defaults --profile cpu              # sst2 -> results/iapt_defaults_probe.csv
+    python -m experiments.probe_iapt_defaults --profile cpu --task ni    # NI -> results/iapt_defaults_probe_ni.csv
 
 Each variant trains IAPT on the sst2 train split of the embedded SmolLM2 with the same steps, batch, learning
 rate and seed, and reports the dev accuracy at step 0 (what an untrained IAPT does to the frozen model) and

@@ -1,7 +1,7 @@
 """The one published yardstick: does our ordering of methods match the published one on the commonsense tasks?
 
-    python experiments/reference_commonsense.py --profile quick   # a first look, <= 1 h here
-    python experiments/reference_commonsense.py --profile cpu     # what `make reference` runs; hours, resumable
+    python -m experiments.reference_commonsense --profile quick   # a first look, <= 1 h here
+    python -m experiments.reference_commonsense --profile cpu     # what `make reference` runs; hours, resumable
 
 The only published IAPT numbers (MiLoRA's Table 1, LLaMA-2 7B, median of 5 seeds; docs/reference.md) put IAPT next
 to P-tuning v2, (IA)³, LoRA and AdaLoRA on ARC-e, ARC-c, BoolQ, OBQA and PIQA, which ship offline. We train

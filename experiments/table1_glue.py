@@ -1,8 +1,8 @@
 """Table 1: IAPT against the baselines on GLUE / SuperGLUE / SQuAD at comparable tunable-parameter budgets.
 
-    python experiments/table1_glue.py --profile quick     # a first look, <= 1 h here
-    python experiments/table1_glue.py --profile cpu       # what `make table1` runs; hours, resumable
-    python experiments/table1_glue.py --profile paper --dry-run     # the paper's plan and parameter counts
+    python -m experiments.table1_glue --profile quick     # a first look, <= 1 h here
+    python -m experiments.table1_glue --profile cpu       # what `make table1` runs; hours, resumable
+    python -m experiments.table1_glue --profile paper --dry-run     # the paper's plan and parameter counts
 
 Outputs (profile cpu: results/; quick: results/quick/; smoke: a temporary folder):
   table1.csv (one row per method × task × seed), table1_summary.csv (median and spread over seeds; floors),

@@ -1,6 +1,6 @@
 """Which embedded backbone Table 2 uses, chosen by measurement on Natural Instructions dev data.
 
-    python experiments/table2_backbone.py            # about 15 min here -> results/table2_backbone.csv
+    python -m experiments.table2_backbone            # about 15 min here -> results/table2_backbone.csv
 
 For each embedded backbone, the same short LoRA run on NI (the same steps, lr and examples) gives: the dev
 ROUGE-L before tuning (step 0: LoRA starts as the identity), the best dev ROUGE-L after, their difference

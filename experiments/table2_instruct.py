@@ -2,9 +2,9 @@
 definition + input -> output), then evaluated on 12 held-out subtasks it never saw (ROUGE-L, our evaluator)
 and on MMLU and BBH-style BIG-bench tasks through lm-evaluation-harness (model `iapt`, our task YAMLs).
 
-    python experiments/table2_instruct.py --profile quick     # a first look, <= 30 min here
-    python experiments/table2_instruct.py --profile cpu       # what `make table2` runs; hours, resumable
-    python experiments/table2_instruct.py --profile paper --dry-run
+    python -m experiments.table2_instruct --profile quick     # a first look, <= 30 min here
+    python -m experiments.table2_instruct --profile cpu       # what `make table2` runs; hours, resumable
+    python -m experiments.table2_instruct --profile paper --dry-run
 
 Early stopping and IAPT's Θ updates use 6 further NI subtasks (the dev split), never the held-out ones.
 Rows: every method at IAPT's tunable-parameter budget, plus the untuned backbone ("zero-shot") and chance.

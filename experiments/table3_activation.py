@@ -1,8 +1,8 @@
 """Table 3: which activation should IAPT's generators use? (the paper's claim 3: learned, layer-specific
 rational activations beat one fixed activation everywhere)
 
-    python experiments/table3_activation.py --profile quick    # a first look, <= 1 h here
-    python experiments/table3_activation.py --profile cpu      # what `make table3` runs; hours, resumable
+    python -m experiments.table3_activation --profile quick    # a first look, <= 1 h here
+    python -m experiments.table3_activation --profile cpu      # what `make table3` runs; hours, resumable
 
 Rows: ReLU, GELU, tanh, SiLU in every layer; ReLU in the lower half and GELU in the upper, and the reverse;
 the rational initialised to GELU and frozen; learned jointly with the generators on the training loss;

@@ -1,8 +1,8 @@
 """Table 4: prompt length, pooler, placement, bottleneck, our deviations, and the controls that isolate
 "instruction-aware" (the paper's claims 4 and 5: four soft tokens suffice; self-attention pooling wins).
 
-    python experiments/table4_length.py --profile quick    # a first look, <= 1 h here
-    python experiments/table4_length.py --profile cpu      # what `make table4` runs; hours, resumable
+    python -m experiments.table4_length --profile quick    # a first look, <= 1 h here
+    python -m experiments.table4_length --profile cpu      # what `make table4` runs; hours, resumable
 
 Rows, each one change from IAPT's defaults (4 soft tokens, attention pooler, before_last slots, m = 16,
 layer-norm read, slot = generator output, W_up = 0): soft tokens 1, 2, 8, 16; mean, max and

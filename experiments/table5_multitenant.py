@@ -1,9 +1,9 @@
 """Table 5: one frozen backbone serving many tenants in one batch — IAPT against unmerged LoRA, side by side.
 
-    python experiments/table5_multitenant.py --profile cpu      # what `make table5` runs (about 30 min here)
-    python experiments/table5_multitenant.py --profile gpu      # cpu's grid, SmolLM2-1.7B architecture, random weights
-    python experiments/table5_multitenant.py --profile full     # every factor (hours on this CPU; for a GPU)
-    python experiments/table5_multitenant.py --profile smoke    # tiny random model, temporary folder
+    python -m experiments.table5_multitenant --profile cpu      # what `make table5` runs (about 30 min here)
+    python -m experiments.table5_multitenant --profile gpu      # cpu's grid, SmolLM2-1.7B architecture, random weights
+    python -m experiments.table5_multitenant --profile full     # every factor (hours on this CPU; for a GPU)
+    python -m experiments.table5_multitenant --profile smoke    # tiny random model, temporary folder
 
 Around a central point (batch 32, 16 tenants, 64-token prompts, 32 new tokens) one factor varies at a time:
 `cpu` varies the batch (1, 8) and the tenants (1, 32); `full` also 4 tenants, 32- and 128-token prompts and

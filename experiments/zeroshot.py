@@ -1,6 +1,6 @@
 """The floors every tuned method must beat: zero-shot backbone, majority class and chance, per task.
 
-    python experiments/zeroshot.py --profile cpu      # what `make zeroshot` runs -> results/zeroshot.csv
+    python -m experiments.zeroshot --profile cpu      # what `make zeroshot` runs -> results/zeroshot.csv
 
 Zero-shot uses the same evaluator every method uses later, and is cross-checked against
 lm-evaluation-harness on the identical prompts and candidates (classification and choice tasks).

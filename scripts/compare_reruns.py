@@ -1,7 +1,7 @@
 """Compare a table's cells with an earlier, independent run of the same cells (another machine, session or code
 version): how far do the published numbers move when everything is retrained?
 
-    python scripts/compare_reruns.py table2 --old ee03a55     # results/table2.csv at that commit vs the current one
+    python -m scripts.compare_reruns table2 --old ee03a55     # results/table2.csv at that commit vs the current one
 
 Writes results/<table>_rerun.csv (with .meta.json): one row per (row, task, seed) present in both runs, with
 each run's test metric and chosen learning rate, their difference, how many test examples score differently,

@@ -1,7 +1,7 @@
 """The test suite's key equivalences, run on a CUDA device in fp32 and under bf16 autocast.
 
-    python scripts/cuda_checks.py                 # on a machine with a GPU: writes results/cuda_checks.csv
-    python scripts/cuda_checks.py --device cpu    # a dry run of the same checks here (fp32 only)
+    python -m scripts.cuda_checks                 # on a machine with a GPU: writes results/cuda_checks.csv
+    python -m scripts.cuda_checks --device cpu    # a dry run of the same checks here (fp32 only)
 
 `make test` runs these equivalences on CPU only (CI has no GPU). This script builds the tests' own tiny models
 (tests/conftest.py, tests/test_iapt.py, tests/test_serving.py), moves them to the device and measures:

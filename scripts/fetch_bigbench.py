@@ -1,6 +1,6 @@
 """Download the BIG-bench 1.0.0 source archive from PyPI (sha256-checked) without installing it.
 
-    python scripts/fetch_bigbench.py [DEST_DIR]      # default $IAPT_CACHE/downloads
+    python -m scripts.fetch_bigbench [DEST_DIR]      # default $IAPT_CACHE/downloads
 
 `pip download` cannot fetch it: pip must build its metadata, which declares a direct-URL dependency that
 PyPI forbids. The archive (358 MB) holds Natural Instructions v1 and the BIG-bench tasks; its task files are

@@ -1,6 +1,6 @@
 """Fit rational-activation coefficients to standard activations; writes iapt/method/rational_init.json.
 
-    python scripts/fit_rational.py            # regenerates the constants the package uses
+    python -m scripts.fit_rational            # regenerates the constants the package uses
 
 Least squares on a dense grid over [-RANGE, RANGE] (default 6), plus down-weighted points out to 2x the
 range so the fit stays bounded beyond it. The range is checked against what the activations actually

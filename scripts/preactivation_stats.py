@@ -1,6 +1,6 @@
 """Measure what IAPT's activations actually receive, to justify the range the rationals are fitted on.
 
-    python scripts/preactivation_stats.py       # -> results/preactivation_stats.csv
+    python -m scripts.preactivation_stats       # -> results/preactivation_stats.csv
 
 Runs the untrained default IAPT (read="norm", W_down ~ N(0, 1/d)) and, for comparison, the raw-read variant
 over sst2 and boolq training prompts on the embedded SmolLM2, and records per layer the quantiles of the

@@ -1,8 +1,8 @@
 """A refactor moves no number: train the same short cells at two commits and compare them bit for bit.
 
-    python scripts/refactor_ab.py train --checkout /tmp/before --runs /tmp/ab/before    # at the old commit
-    python scripts/refactor_ab.py train --checkout . --runs /tmp/ab/after                # at the new one
-    python scripts/refactor_ab.py compare /tmp/ab/before /tmp/ab/after --name redesign
+    python -m scripts.refactor_ab train --checkout /tmp/before --runs /tmp/ab/before    # at the old commit
+    python -m scripts.refactor_ab train --checkout . --runs /tmp/ab/after                # at the new one
+    python -m scripts.refactor_ab compare /tmp/ab/before /tmp/ab/after --name redesign
 
 `train` runs each cell through the checkout's own training command line (`python -m iapt.train` before the
 redesign, `python -m iapt.cli.train` after), on the embedded backbone, with its own folder under --runs

@@ -1,8 +1,8 @@
 """Execute the notebooks headless on the committed CSVs, which saves their figures under results/figures/.
 
-    python scripts/run_notebooks.py                 # every notebook whose table has a CSV in results/
-    python scripts/run_notebooks.py table2 table5   # just these
-    python scripts/run_notebooks.py --results results/quick --figures /tmp/figs table2
+    python -m scripts.run_notebooks                 # every notebook whose table has a CSV in results/
+    python -m scripts.run_notebooks table2 table5   # just these
+    python -m scripts.run_notebooks --results results/quick --figures /tmp/figs table2
 
 The notebooks themselves are not rewritten (their outputs stay out of git); each saves its figures.
 """

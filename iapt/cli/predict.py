@@ -3,7 +3,7 @@
     python -m iapt.cli.predict --adapter DIR "The film is a delight from start to finish."
     python -m iapt.cli.predict --adapter DIR --generate "Context: ...\\nQuestion: ..."
 
-The adapter's folder (written by `python -m iapt.training.cell`, under its cell folder's `adapter/`) names its method,
+The adapter's folder (written by `iapt-train`, under its cell folder's `adapter/`) names its method,
 backbone and task. The text fills the task's input field (for tasks with several, e.g. rte, give the whole
 instruction as the text), in the task's format; for a classification task the answer is the label word with the highest log-likelihood; `--generate` (or an extractive or generation task) decodes
 greedily after the task's answer delimiter instead.
@@ -40,7 +40,7 @@ def main(argv=None) -> None:
     info_path = args.adapter / METHOD_FILE
     if not info_path.exists():
         raise UserError(f"{args.adapter} is not a saved adapter ({METHOD_FILE} missing); adapters are written by "
-                        f"`python -m iapt.training.cell` into <cell folder>/adapter")
+                        f"`iapt-train` into <cell folder>/adapter")
     info = json.loads(info_path.read_text())
     backbone, tokenizer = load_backbone(info["backbone"])
     model = load_method(backbone, args.adapter)
