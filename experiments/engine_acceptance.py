@@ -16,7 +16,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 import pandas as pd
 
 from iapt.backbones import DEFAULT_BACKBONE, TINY

@@ -15,7 +15,6 @@ import statistics
 import time
 from pathlib import Path
 
-
 import pandas as pd
 import torch
 
@@ -50,7 +49,7 @@ def main(argv=None):
     iapt_model = build_method("iapt", load_backbone(args.backbone)[0].to(device), size=16)
     budget = iapt_model.get_nb_trainable_parameters()[0]
     lora_model = build_method("lora", load_backbone(args.backbone)[0].to(device), budget=budget)
-    rank = lora_model.method_size
+    rank = lora_model.identity.size
     bare = load_backbone(args.backbone)[0].to(device)
     for p in bare.parameters():
         p.requires_grad_(False)
@@ -66,8 +65,7 @@ def main(argv=None):
     def step(name):
         model = {"iapt": iapt_model, "lora": lora_model}[name]
         with autocast(device, precision):
-            kw = {"instruction_mask": instr} if name == "iapt" else {}
-            loss = model(input_ids=ids, labels=labels, **kw).loss
+            loss = model(input_ids=ids, instruction_mask=instr, labels=labels).loss   # LoRA ignores the mask
         loss.backward()
         opts[name].step()
         opts[name].zero_grad(set_to_none=True)

@@ -24,7 +24,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 import pandas as pd
 
 from iapt import IAPTConfig, get_iapt_model

@@ -15,8 +15,6 @@ published accuracy and rank), _ordering.csv, _pairs.csv (cpu: results/, quick: r
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
-
 
 import numpy as np
 import pandas as pd

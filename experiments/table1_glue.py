@@ -12,9 +12,6 @@ Outputs (profile cpu: results/; quick: results/quick/; smoke: a temporary folder
 """
 from __future__ import annotations
 
-from pathlib import Path
-
-
 import pandas as pd
 
 from iapt.backbones import DEFAULT_BACKBONE, TINY
@@ -38,7 +35,7 @@ PROFILES = {
     "quick": dict(backbone=DEFAULT_BACKBONE, stages=[(["iapt", "lora", "prefix_tuning"], ["sst2", "rte"], [0])],
                   lrs=CPU_LRS, n=dict(n_dev=50, n_test=200), train=dict(CPU_TRAIN, steps=30, eval_every=15),
                   expected="about 46 min here, 50 min from a fresh clone with setup (measured 2026-11-29 and -30)"),
-    # reuse_code_versions: the versions the committed cells ran at (why they still hold: ACCEPTED_CODE_VERSIONS)
+    # reuse_code_versions: the versions the committed cells ran at (why they still hold: experiments/shared.yaml)
     "cpu": dict(backbone=DEFAULT_BACKBONE, reuse_code_versions=ACCEPTED_CODE_VERSIONS,
                 stages=[(CORE, ["sst2", "rte", "boolq", "copa"], [0, 1, 2]),               # the core grid
                         # extended methods: first on sst2, the one core task where tuning leaves the floors (the

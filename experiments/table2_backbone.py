@@ -14,7 +14,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 import pandas as pd
 
 from iapt.backbones import EMBEDDED, TINY

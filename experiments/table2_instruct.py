@@ -20,7 +20,6 @@ import json
 import time
 from pathlib import Path
 
-
 import pandas as pd
 
 from iapt.backbones import DEFAULT_BACKBONE, TINY
@@ -51,10 +50,7 @@ PROFILES = {
     # to fit, the learning-rate search keeps the two larger rates of the default grid (1e-3, 1e-2; the same two
     # trials for every method): at 48 steps with warm-up the smallest one has the least room to act.
     # The extended methods get seed 0 (with its lr search) only: three seeds of them would take the run past 4 h.
-    # reuse_code_versions: the committed cells ran at 9c7e7230c6; the changes since (a non-finite Θ gradient is
-    # skipped, none occurred in these cells; verdicts pair rows on shared seeds; records; the floors take the
-    # accepted versions from run_table; grid.py and records.py left out of the code version; a rational's final
-    # coefficients added to the result) leave them as they are.
+    # reuse_code_versions: the committed cells ran at 9c7e7230c6 (why they still hold: experiments/shared.yaml)
     "cpu": dict(backbone=DEFAULT_BACKBONE, stages=[(CORE, ["ni"], [0, 1, 2]), (EXTENDED, ["ni"], [0])],
                 reuse_code_versions=ACCEPTED_CODE_VERSIONS,
                 lrs=(1e-3, 1e-2), n=dict(n_dev=24, n_test=120), eval_n={"mmlu": 114, "bbh": 96},

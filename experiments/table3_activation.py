@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-
 import pandas as pd
 
 from iapt.backbones import DEFAULT_BACKBONE, TINY

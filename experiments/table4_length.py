@@ -15,9 +15,6 @@ table4.csv, _summary, _curves, _verdicts (claims 4 and 5, the controls and our c
 """
 from __future__ import annotations
 
-from pathlib import Path
-
-
 import pandas as pd
 
 from iapt.backbones import DEFAULT_BACKBONE, TINY

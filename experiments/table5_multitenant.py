@@ -30,7 +30,6 @@ import threading
 import time
 from pathlib import Path
 
-
 import pandas as pd
 import psutil
 import torch

@@ -15,7 +15,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 import pandas as pd
 
 from iapt.backbones import TINY, DEFAULT_BACKBONE, EMBEDDED, load_backbone

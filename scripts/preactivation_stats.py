@@ -12,7 +12,6 @@ import argparse
 import time
 from pathlib import Path
 
-
 import pandas as pd
 import torch
 

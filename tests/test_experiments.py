@@ -1,7 +1,6 @@
 """End-to-end runs of the experiment scripts on their smoke profile, into temporary folders only."""
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pandas as pd

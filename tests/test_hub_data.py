@@ -7,7 +7,6 @@ from iapt.data import hub as hub_data
 from iapt.errors import UserError
 from iapt.data.tasks import get_task
 
-
 from iapt.data.splits import load_split
 
 

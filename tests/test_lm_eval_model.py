@@ -7,7 +7,7 @@ import torch
 
 from tests.conftest import randomize
 from iapt.backbones import TINY, load_backbone
-from iapt.data.format import collate, encode_pair
+from iapt.data.format import encode_pair
 from iapt.errors import UserError
 from iapt.baselines.registry import build_method
 

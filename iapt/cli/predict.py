@@ -58,7 +58,7 @@ def main(argv=None) -> None:
             print(f"{answer}\t{text}")
         return
     if task.kind != "classification":
-        raise UserError(f"task {task.name!r} ranks per-example options; use --generate, or evaluate with iapt.training.cell")
+        raise UserError(f"task {task.name!r} ranks per-example options; use --generate, or evaluate with iapt-train")
     examples = [Example({fields[0]: t}, 0, (), str(i)) for i, t in enumerate(args.text)]
     result = rank_classify(model, tokenizer, task, examples, batch_size=8)
     for text, pred in zip(args.text, result["predictions"]):

@@ -9,7 +9,6 @@ import gzip
 import importlib.util
 import json
 import random
-from functools import lru_cache
 from pathlib import Path
 
 from ..errors import UserError

@@ -31,7 +31,7 @@ TASKS_DIR = Path(__file__).parent / "lm_eval_tasks"
 
 @register_model("iapt")
 class IAPTLM(LM):
-    """`adapter=DIR` (a folder written by `python -m iapt.training.cell`) or `backbone=NAME` (the untuned model);
+    """`adapter=DIR` (a folder written by `iapt-train`) or `backbone=NAME` (the untuned model);
     or, from Python, `model=` and `tokenizer=` objects directly."""
 
     def __init__(self, adapter: str | None = None, backbone: str | None = None, model=None, tokenizer=None,

@@ -20,6 +20,7 @@ from ..training.config import TrainConfig
 from .runinfo import write_results
 from .store import CellStore
 
+
 @dataclass
 class Row:
     """One row of a table: a method with its options (and training overrides), under a display name."""
@@ -48,7 +49,8 @@ def cell_row(row: Row, task: str, seed: int, result: CellResult, lr_source: str,
             "device": result["meta"]["device"],   # where the cell was trained (resumed grids can mix machines)
             "test_correct": " ".join(f"{c:g}" for c in result["test_correct"]),
             "theta_drift": " ".join(f"{k}:{v:.4f}" for k, v in chosen.get("theta_drift", {}).items()),
-            "cell": result["cell"], "adapter": result["adapter"]}   # the cell's record, relative to the store
+            "cell": result["cell"],          # the cell's folder, relative to the store (to its cache and records)
+            "adapter": result["adapter"]}
 
 
 def curve_rows(row: Row, task: str, seed: int, result: dict) -> list[dict]:
@@ -184,22 +186,21 @@ def run_stages(run: GridRun, script: TableScript, stages: list, out_dir: Path, m
     """Run the stages in order; after every cell, rewrite the table's CSVs from every cell so far, each with
     metadata that says how many of the planned cells are done (an interrupted run leaves a complete, smaller table)."""
     planned = sum(len(rows) * len(tasks) * len(seeds) for rows, tasks, seeds in stages)
-    frames, curve_frames, t0, written = [], [], time.time(), []
+    frames, curve_frames, t0, written, done_before = [], [], time.time(), [], 0   # done_before: earlier stages' cells
 
     def on_cell(cell_rows: pd.DataFrame, curves: pd.DataFrame, done: int) -> None:
-        meta = {**metadata, "cells_done": done_before[0] + done, "cells_planned": planned,
+        meta = {**metadata, "cells_done": done_before + done, "cells_planned": planned,
                 "wall_s_this_invocation": round(time.time() - t0, 1),
                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         written[:] = publish(script.table, out_dir, pd.concat(frames + [cell_rows], ignore_index=True),
                              pd.concat(curve_frames + [curves], ignore_index=True), meta, floors, script.extras)
 
-    done_before = [0]
     for i, (rows, tasks, seeds) in enumerate(stages):
         print(f"stage {i}: {len(rows)} rows × {len(tasks)} tasks × {len(seeds)} seeds")
         cell_rows, curves = run_grid(run, rows, tasks, seeds, on_cell=on_cell, also_test=also_test)
         frames.append(cell_rows)
         curve_frames.append(curves)
-        done_before[0] += len(rows) * len(tasks) * len(seeds)
+        done_before += len(rows) * len(tasks) * len(seeds)
     df = pd.concat(frames, ignore_index=True)
     summary = pd.read_csv(out_dir / f"{script.table}_summary.csv")
     print(summary[[c for c in summary.columns if not c.endswith(("_spread", "_seeds", "code_versions"))]].to_string(index=False))

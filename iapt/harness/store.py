@@ -7,8 +7,9 @@ table from what is committed instead of retraining finished cells; `--fresh` ret
 
 Folders are named for people: `<backbone>/<task>/<method>-seed<seed>[-<setting>=<value>…]/<code version>`, the
 settings being those that differ from the store's reference settings (the shared cpu settings for the tables).
-Cells are *found* by content: every record carries its settings (its `spec`), whose digest (`settings_hash`, code
-version included) is what a lookup matches, so a folder's name never decides whether a record is found.
+Committed records are *found* by content: every record carries its settings (its `spec`), whose digest
+(`settings_hash`, code version included) is what a lookup matches, so a record folder's name never decides whether
+it is found. The local cache, which this code alone writes, is looked up by name.
 """
 from __future__ import annotations
 
@@ -51,16 +52,16 @@ class CellStore:
                  reference: dict | None = None):
         self.cache, self.records = Path(cache), Path(records) if records is not None else None
         self.accepted, self.reference = tuple(accepted_versions), reference or {}
-        self._index: dict[Path, dict[str, Path]] = {}
+        self._index: dict[str, Path] | None = None
 
-    def _indexed(self, root: Path | None) -> dict[str, Path]:
-        """settings_hash → folder of every result.json under `root` (read once per store)."""
-        if root is None or not root.exists():
+    def _indexed(self) -> dict[str, Path]:
+        """settings_hash → folder of every committed record (read once per store)."""
+        if self.records is None:
             return {}
-        if root not in self._index:
-            self._index[root] = {settings_hash(json.loads(p.read_text())["spec"]): p.parent
-                                 for p in root.rglob("result.json") if "trials" not in p.parts}
-        return self._index[root]
+        if self._index is None:   # (no records folder yet: an empty index, which `keep` then fills)
+            self._index = {settings_hash(json.loads(p.read_text())["spec"]): p.parent
+                           for p in self.records.rglob("result.json")}
+        return self._index
 
     def name(self, key: dict) -> str:
         """The key's folder, relative to the cache and the records: its readable name, or — when another cell
@@ -77,9 +78,9 @@ class CellStore:
         the cache, else restored from its committed record (which keeps no weights)."""
         for version in (key["code"], *self.accepted):
             versioned = {**key, "code": version}
-            digest, folder = settings_hash(versioned), self.cache / self.name(versioned)
-            found = self._indexed(self.cache).get(digest) or (folder if (folder / "result.json").exists() else None)
-            if found is None and (record := self._indexed(self.records).get(digest)) is not None:
+            folder = self.cache / self.name(versioned)
+            found = folder if (folder / "result.json").exists() else None
+            if found is None and (record := self._indexed().get(settings_hash(versioned))) is not None:
                 found = self._restore(record, folder)
             if found is not None:
                 print(f"already done: {found / 'result.json'}" if version == key["code"]
@@ -101,22 +102,21 @@ class CellStore:
 
     def forget(self, key: dict) -> None:
         """--fresh: the cell's earlier result goes, cached and recorded."""
-        for root in (self.cache, self.records):
-            folder = self._indexed(root).pop(settings_hash(key), None)
-            for path in {folder, root / self.name(key) if root is not None else None} - {None}:
-                if path.exists():
-                    shutil.rmtree(path)
+        folders = [self.cache / self.name(key), self._indexed().pop(settings_hash(key), None)]
+        for folder in folders:
+            if folder is not None and folder.exists():
+                shutil.rmtree(folder)
 
     def keep(self, result: CellResult) -> None:
         """Copy the cell's JSON files (its result and evaluations, not its weights) into the record store."""
         if self.records is None:
             return
-        known = self._indexed(self.records).get(settings_hash(result["spec"]))
-        target = known or self.records / self.name(result["spec"])   # a committed record stays where it is
+        digest = settings_hash(result["spec"])
+        target = self._indexed().get(digest) or self.records / self.name(result["spec"])   # a record stays put
         for path in result.folder.glob("*.json"):
             if not (target / path.name).exists():
                 atomic_write_text(target / path.name, path.read_text())
-        self._indexed(self.records)[settings_hash(result["spec"])] = target
+        self._indexed()[digest] = target
 
     def run(self, cell: PreparedCell, ctx: RunContext, fresh: bool = False) -> CellResult | None:
         """The finished cell if there is one (unless `fresh`), else train it into the cache."""

@@ -22,7 +22,7 @@ INIT_FILE = Path(__file__).with_name("rational_init.json")
 @lru_cache(maxsize=None)
 def _fitted_table() -> dict:
     if not INIT_FILE.exists():
-        raise FileNotFoundError(f"{INIT_FILE} is missing; regenerate it with `python scripts/fit_rational.py`")
+        raise FileNotFoundError(f"{INIT_FILE} is missing; regenerate it with `python -m scripts.fit_rational`")
     return json.loads(INIT_FILE.read_text())
 
 

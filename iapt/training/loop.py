@@ -29,7 +29,7 @@ from ..data.format import DEFAULT_MAX_LENGTH, collate, encode, fit_prompt
 from ..data.tasks import Example, Task, target
 from ..evaluation.evaluator import autocast, evaluate
 from .checkpoint import load_trainable_state, restore_checkpoint, save_checkpoint, trainable_state
-from .config import THETA_MODES, TrainConfig  # noqa: F401  (THETA_MODES: part of this module's interface)
+from .config import TrainConfig
 from .sampler import Sampler
 from .state import TrainState
 
