@@ -11,16 +11,14 @@ folder), cpu (the recorded settings below; ~1 h per method here). Methods alread
 """
 from __future__ import annotations
 
-import argparse
-import tempfile
 import time
-from pathlib import Path
 
 import pandas as pd
 
 from iapt.backbones import DEFAULT_BACKBONE, TINY
 from iapt.training.loop import TrainConfig
-from iapt.errors import cli, unknown
+from iapt.harness.scriptargs import chosen_profile, profile_parser
+from iapt.errors import cli
 from iapt.harness.runinfo import RESULTS, run_metadata, write_results
 from iapt.cli.train import train_cell
 from iapt.training.cell import DEFAULT_LRS, CellSpec
@@ -42,17 +40,12 @@ def floor_of(task: str, backbone: str) -> dict:
 
 @cli
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)}")
+    ap = profile_parser(__doc__, PROFILES)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out-dir", type=Path, help="where the CSV goes (default: results/, or a temporary folder for smoke)")
     ap.add_argument("--fresh", action="store_true", help="recompute methods already in the CSV")
     args = ap.parse_args(argv)
-    if args.profile not in PROFILES:
-        raise unknown("profile", args.profile, PROFILES)
-    prof = PROFILES[args.profile]
+    prof, out_dir = chosen_profile(args, PROFILES)
     smoke = args.profile == "smoke"
-    out_dir = args.out_dir or (Path(tempfile.mkdtemp(prefix="iapt-smoke-")) if smoke else RESULTS)
     floors = {"zero_shot": float("nan"), "majority": float("nan")} if smoke else floor_of("sst2", prof["backbone"])
     cfg = TrainConfig(seed=args.seed, **prof["train"])
     out = out_dir / "engine_acceptance.csv"

@@ -19,15 +19,13 @@ untrained slots wrecking multi-token generation.
 """
 from __future__ import annotations
 
-import argparse
-import tempfile
 import time
-from pathlib import Path
 
 import pandas as pd
 
 from iapt import IAPTConfig, get_iapt_model
 from iapt.backbones import DEFAULT_BACKBONE, TINY, load_backbone
+from iapt.harness.scriptargs import chosen_profile, profile_parser
 from iapt.errors import cli, unknown
 from iapt.harness.runinfo import COMMIT_AT_START, RESULTS, run_metadata, write_results
 from iapt.data.tasks import get_task
@@ -55,22 +53,18 @@ PROFILES = {   # per task; theta and max_length as the tables that use the task 
 
 @cli
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--profile", default="cpu", help="smoke or cpu")
+    ap = profile_parser(__doc__, PROFILES["sst2"])
     ap.add_argument("--task", default="sst2", help=f"one of {', '.join(PROFILES)}")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--bottleneck", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out-dir", type=Path)
     ap.add_argument("--fresh", action="store_true", help="recompute finished variants")
     args = ap.parse_args(argv)
     if args.task not in PROFILES:
         raise unknown("task", args.task, PROFILES)
-    if args.profile not in PROFILES[args.task]:
-        raise unknown("profile", args.profile, PROFILES[args.task])
-    prof = PROFILES[args.task][args.profile]
+    prof, out_dir = chosen_profile(args, PROFILES[args.task], {"cpu": RESULTS})
     filename = "iapt_defaults_probe.csv" if args.task == "sst2" else f"iapt_defaults_probe_{args.task}.csv"
-    out = (args.out_dir or (RESULTS if args.profile == "cpu" else Path(tempfile.mkdtemp(prefix="iapt-smoke-")))) / filename
+    out = out_dir / filename
     done = pd.read_csv(out) if out.exists() and not args.fresh else pd.DataFrame()
     task = get_task(args.task)
     train_ex = load_split(args.task, "train")[: prof["train"]]

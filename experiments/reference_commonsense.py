@@ -20,11 +20,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import kendalltau
 
-from iapt.backbones import DEFAULT_BACKBONE, TINY
 from iapt.errors import cli
-from iapt.harness.grid import Row, TableScript, run_table
+from iapt.harness.grid import TableScript, run_table
 from iapt.harness.stats import per_example
-from experiments.common import ACCEPTED_CODE_VERSIONS, CPU_LRS, CPU_N, CPU_REFERENCE, CPU_TRAIN, zeroshot_floors
+from experiments.common import CPU_REFERENCE, load_profiles, zeroshot_floors
 from iapt.harness.stats import CONTRADICTED, NOT_DISTINGUISHABLE, REPRODUCED, interval, verdict
 
 TASKS = ["arc_easy", "arc_challenge", "boolq", "openbookqa", "piqa"]
@@ -38,20 +37,7 @@ PUBLISHED = pd.DataFrame({
 }, index=TASKS).T / 100
 # the verdict rule (docs/reproducing.md), worded for a published pairwise order
 PAIR_VERDICTS = {REPRODUCED: "holds", CONTRADICTED: "flips", NOT_DISTINGUISHABLE: "not distinguishable"}
-PROFILES = {
-    "smoke": dict(backbone=TINY, methods=["iapt", "lora", "prefix_tuning"], tasks=["arc_easy", "piqa"], seeds=[0, 1],
-                  lrs=(1e-2,), n=dict(n_train=16, n_dev=8, n_test=8),
-                  train=dict(steps=4, batch_size=4, eval_every=2, patience=None)),
-    "quick": dict(backbone=DEFAULT_BACKBONE, methods=["iapt", "lora", "prefix_tuning"], tasks=["arc_easy"], seeds=[0],
-                  lrs=CPU_LRS, n=dict(CPU_N, n_test=200), train=CPU_TRAIN,
-                  expected="about 20 min here (measured 2026-11-30 from a fresh clone: 18 min, setup included)"),
-    # boolq × IAPT, P-tuning v2 and LoRA are Table 1's cells (same task, settings and store): reused, not retrained
-    "cpu": dict(backbone=DEFAULT_BACKBONE, methods=list(PUBLISHED.index), tasks=TASKS, seeds=[0, 1, 2],
-                lrs=CPU_LRS, n=CPU_N, train=CPU_TRAIN, reuse_code_versions=ACCEPTED_CODE_VERSIONS,
-                expected="about 10 h of compute here (75 cells, 605 min, measured 2026-11-30 to 12-01 over several "
-                         "sessions: a seed-0 cell with its lr search 6-26 min, a later seed 3-15 min, boolq the "
-                         "slowest; seconds once its cells are committed)"),
-}
+PROFILES = load_profiles(__file__)   # reference_commonsense.yaml beside this file
 
 
 def bootstrap_scores(df: pd.DataFrame, methods: list[str], tasks: list[str], n_boot: int = 2000, seed: int = 0):
@@ -106,8 +92,7 @@ def orderings(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 @cli
 def main(argv=None):
-    run_table(TableScript("reference_commonsense", __doc__, "experiments/reference_commonsense.py",
-                          stages=lambda prof: [([Row(m, m) for m in prof["methods"]], prof["tasks"], prof["seeds"])],
+    return run_table(TableScript("reference_commonsense", __doc__, "experiments/reference_commonsense.py",
                           extras=orderings, metadata={"published": "MiLoRA Table 1 (docs/method.md)"},
                           floors=zeroshot_floors, reference=CPU_REFERENCE), PROFILES, argv)
 

@@ -9,17 +9,15 @@ room separates methods better; seconds per step decide what the cpu profile can 
 """
 from __future__ import annotations
 
-import argparse
-import tempfile
 import time
-from pathlib import Path
 
 import pandas as pd
 
 from iapt.backbones import EMBEDDED, TINY
 from iapt.training.loop import TrainConfig
+from iapt.harness.scriptargs import chosen_profile, profile_parser
 from iapt.errors import cli
-from iapt.harness.runinfo import RESULTS, run_metadata, write_results
+from iapt.harness.runinfo import run_metadata, write_results
 from iapt.cli.train import train_cell
 from iapt.training.cell import CellSpec
 from experiments.table2_instruct import NI_TRAIN_CONFIG
@@ -33,12 +31,8 @@ LR = 1e-3
 
 @cli
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--profile", default="cpu", choices=list(PROFILES))
-    ap.add_argument("--out-dir", type=Path, help="default: results/ (cpu), a temporary folder (smoke)")
-    args = ap.parse_args(argv)
-    prof, t0 = PROFILES[args.profile], time.time()
-    out = args.out_dir or (RESULTS if args.profile == "cpu" else Path(tempfile.mkdtemp(prefix="iapt-smoke-")))
+    args = profile_parser(__doc__, PROFILES).parse_args(argv)
+    (prof, out), t0 = chosen_profile(args, PROFILES), time.time()
     cfg = TrainConfig(**{**NI_TRAIN_CONFIG, **prof["train"], "patience": None})
     recs = []
     for backbone in prof["backbones"]:

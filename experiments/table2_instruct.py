@@ -22,46 +22,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from iapt.backbones import DEFAULT_BACKBONE, TINY
 from iapt.errors import cli
-from iapt.harness.grid import Row, TableScript, run_table
+from iapt.harness.grid import TableScript, run_table
 from iapt.harness.stats import compare_rows
-from experiments.common import ACCEPTED_CODE_VERSIONS, CPU_REFERENCE
+from experiments.common import CPU_REFERENCE, load_profiles
 
-CORE = ["iapt", "lora", "prefix_tuning", "prompt_tuning"]
-EXTENDED = ["idpg", "lpt", "adalora", "ia3"]
 PROMPT_BASED = ["prompt_tuning", "prefix_tuning", "idpg", "lpt"]
 LORA_FAMILY = ["lora", "adalora", "ia3"]
 COMPETITIVE_MARGIN = 0.02
-# NI prompts are a definition (~65 tokens) + an input (up to ~500); 192 tokens and batches of 4 keep a training step
-# near 6 s here (at 256 tokens and batches of 8 it took 20 s).
-NI_TRAIN_CONFIG = dict(max_length=192, eval_batch_size=16, batch_size=4)
-
-PROFILES = {
-    "smoke": dict(backbone=TINY, stages=[(["iapt", "lora", "prefix_tuning"], ["ni"], [0, 1])], lrs=(1e-2,),
-                  n=dict(n_train=16, n_dev=8, n_test=8), eval_n={"mmlu": 8, "bbh": 8},
-                  train={**NI_TRAIN_CONFIG, "steps": 4, "eval_every": 2, "patience": None}),
-    "quick": dict(backbone=DEFAULT_BACKBONE, stages=[(["iapt", "lora", "prefix_tuning"], ["ni"], [0])], lrs=(1e-3,),
-                  n=dict(n_dev=16, n_test=48), eval_n={"mmlu": 57, "bbh": 48},
-                  train={**NI_TRAIN_CONFIG, "steps": 24, "eval_every": 24, "patience": None},
-                  expected="about 19 min here, 25 min from a fresh clone with setup (measured 2026-11-29; 5 of them "
-                           "score the untuned backbone, cached after)"),
-    # Sized for the ~4 h target from the quick run's step times (IAPT ~13 s, LoRA ~7 s, prefix ~9 s per step):
-    # to fit, the learning-rate search keeps the two larger rates of the default grid (1e-3, 1e-2; the same two
-    # trials for every method): at 48 steps with warm-up the smallest one has the least room to act.
-    # The extended methods get seed 0 (with its lr search) only: three seeds of them would take the run past 4 h.
-    # reuse_code_versions: the committed cells ran at 9c7e7230c6 (why they still hold: experiments/shared.yaml)
-    "cpu": dict(backbone=DEFAULT_BACKBONE, stages=[(CORE, ["ni"], [0, 1, 2]), (EXTENDED, ["ni"], [0])],
-                reuse_code_versions=ACCEPTED_CODE_VERSIONS,
-                lrs=(1e-3, 1e-2), n=dict(n_dev=24, n_test=120), eval_n={"mmlu": 114, "bbh": 96},
-                train={**NI_TRAIN_CONFIG, "steps": 48, "eval_every": 24, "patience": None},
-                expected="about 4 h here (measured 2026-11-29: the core grid 170 min, the extended methods' seed 0 "
-                         "60 min, the untuned backbone 5 min); cells with a committed record at this code version "
-                         "are restored, not retrained"),
-    "paper": dict(backbone="meta-llama/Llama-2-7b-hf", stages=[(CORE + EXTENDED, ["ni"], [0, 1, 2, 3, 4])], lrs=(1e-4,),
-                  n={}, eval_n={"mmlu": None, "bbh": None},
-                  train=dict(steps=10_000, batch_size=16, eval_every=200, patience=5, max_length=1024)),
-}
+PROFILES = load_profiles(__file__, extra_keys=("eval_n",))   # table2_instruct.yaml beside this file
+# The cpu profile's input length and batch sizes (also table2_backbone's)
+NI_TRAIN_CONFIG = {k: PROFILES["cpu"]["train"][k] for k in ("max_length", "eval_batch_size", "batch_size")}
 
 
 def _key(*parts, code_version: str | None = None) -> str:
@@ -203,9 +174,8 @@ def main(argv=None):
     def floor_rows(prof, backbone, store):
         rows, backbone_check["bbh"] = floors(prof, backbone, store.records, store.accepted)
         return rows
-    run_table(TableScript(
+    return run_table(TableScript(
         "table2", __doc__, "experiments/table2_instruct.py",
-        stages=lambda prof: [([Row(m, m) for m in methods], tasks, seeds) for methods, tasks, seeds in prof["stages"]],
         also_test=also_test, floors=floor_rows, dry_run=dry_run,
         extras=lambda df: {"verdicts": verdicts(df), "crosscheck": crosscheck(df, backbone_check.get("bbh"))},
         metadata=lambda prof: {"ni_subtasks": ni_split_subtasks(), "eval_n": prof["eval_n"]}, reference=CPU_REFERENCE),

@@ -20,42 +20,21 @@ from pathlib import Path
 
 import pandas as pd
 
-from iapt.backbones import DEFAULT_BACKBONE, TINY
 from iapt.errors import UserError, cli
-from iapt.harness.grid import Row, TableScript, run_table
+from iapt.harness.grid import TableScript, run_table
 from iapt.harness.stats import compare_rows
-from experiments.common import ACCEPTED_CODE_VERSIONS, CPU_LRS, CPU_N, CPU_REFERENCE, CPU_TRAIN, zeroshot_floors
+from experiments.common import CPU_REFERENCE, load_profiles, zeroshot_floors
 
-ROWS = [Row(f"fixed {a}", "iapt", {"activation": a}) for a in ("relu", "gelu", "tanh", "silu")] + [
-    Row("relu below, gelu above", "iapt", {"activation": "relu>gelu"}),
-    Row("gelu below, relu above", "iapt", {"activation": "gelu>relu"}),
-    Row("rational, frozen at GELU", "iapt", train={"theta": "frozen"}),
-    Row("rational, learned jointly", "iapt", train={"theta": "joint"}),
-    Row("rational, alternating (paper)", "iapt", train={"theta": "alternate"}),
-]
 LEARNED = "rational, alternating (paper)"
-# Table 1 (cpu, seed 0) separates tuned methods from the floors on sst2 alone (IAPT 0.826, LoRA 0.793 against
-# zero-shot 0.544); on rte, boolq and copa every method stays at the majority class, where no ablation could show.
-TASKS = ["sst2"]
-PROFILES = {
-    "smoke": dict(backbone=TINY, rows=[ROWS[0], ROWS[4], ROWS[6], ROWS[8]], tasks=["sst2"], seeds=[0, 1],
-                  lrs=(1e-2,), n=dict(n_train=16, n_dev=8, n_test=8),
-                  train=dict(steps=4, batch_size=4, eval_every=2, patience=None)),
-    # three of the cpu grid's own cells (same settings, seed 0): a later `make table3` continues from them
-    "quick": dict(backbone=DEFAULT_BACKBONE, rows=[ROWS[1], ROWS[6], ROWS[8]], tasks=["sst2"], seeds=[0],
-                  lrs=CPU_LRS, n=CPU_N, train=CPU_TRAIN,
-                  expected="about 25 min here (measured 2026-11-30 from a fresh clone)"),
-    "cpu": dict(backbone=DEFAULT_BACKBONE, rows=ROWS, tasks=TASKS, seeds=[0, 1, 2], lrs=CPU_LRS, n=CPU_N,
-                train=CPU_TRAIN, reuse_code_versions=ACCEPTED_CODE_VERSIONS,
-                expected="about 2 h 15 min of compute here (27 cells, measured 2026-11-30; seconds once its cells are "
-                         "committed)"),
-}
+PROFILES = load_profiles(__file__)   # table3_activation.yaml beside this file
+ROWS = PROFILES["cpu"]["rows"]
 
 
-def rationals(df: pd.DataFrame) -> pd.DataFrame:
+def rationals(df: pd.DataFrame) -> pd.DataFrame | None:
     """Every layer's coefficients after training, from each rational row's result (beside its adapter; a cell
-    restored from its committed record has the result but no weights)."""
-    recs = []
+    restored from its committed record has the result but no weights). None, with a note, when a cell's result
+    predates the coefficients being recorded: table3_rationals.csv is then left as it was."""
+    recs, unrecorded = [], []
     for r in df[df.row.str.startswith("rational")].itertuples():
         path = Path(r.adapter).parent / "result.json"
         if not path.exists():   # e.g. a cell folder copied by hand from another cache: its result names that one
@@ -64,6 +43,9 @@ def rationals(df: pd.DataFrame) -> pd.DataFrame:
                             "retrain it with --fresh")
         result = json.loads(path.read_text())
         chosen = result["trials"][f"{result['chosen_lr']:g}"]
+        if "rationals" not in chosen:
+            unrecorded.append(f"{r.row} seed {r.seed} (code version {result['code_version']})")
+            continue
         drift = dict(x.split(":") for x in str(r.theta_drift).split()) if isinstance(r.theta_drift, str) else {}
         for layer, act in sorted(chosen["rationals"].items(), key=lambda item: int(item[0])):
             recs.append({"row": r.row, "task": r.task, "seed": r.seed, "layer": int(layer), "version": act["version"],
@@ -71,6 +53,10 @@ def rationals(df: pd.DataFrame) -> pd.DataFrame:
                          "denominator": " ".join(f"{v:.6g}" for v in act["denominator"]),
                          "drift": float(drift.get(layer, "nan")),
                          "max_change_pm1": max_change(act, 1.0), "max_change_pm2": max_change(act, 2.0)})
+    if unrecorded:
+        print(f"table3: {'; '.join(unrecorded)}: its result does not record the final coefficients (trained before "
+              "results kept them); table3_rationals.csv is left as it was (--fresh retrains such cells)")
+        return None
     return pd.DataFrame(recs)
 
 
@@ -98,10 +84,15 @@ def verdicts(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(recs)
 
 
+def extras(df: pd.DataFrame) -> dict:
+    coefficients = rationals(df)
+    return {"verdicts": verdicts(df), **({"rationals": coefficients} if coefficients is not None else {})}
+
+
 @cli
 def main(argv=None):
-    run_table(TableScript("table3", __doc__, "experiments/table3_activation.py", floors=zeroshot_floors, reference=CPU_REFERENCE,
-                          extras=lambda df: {"verdicts": verdicts(df), "rationals": rationals(df)}), PROFILES, argv)
+    return run_table(TableScript("table3", __doc__, "experiments/table3_activation.py", floors=zeroshot_floors, reference=CPU_REFERENCE,
+                          extras=extras), PROFILES, argv)
 
 
 if __name__ == "__main__":

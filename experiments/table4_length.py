@@ -17,28 +17,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from iapt.backbones import DEFAULT_BACKBONE, TINY
 from iapt.errors import cli
-from iapt.harness.grid import Row, TableScript, run_table
+from iapt.harness.grid import TableScript, run_table
 from iapt.harness.stats import compare_rows
-from experiments.common import ACCEPTED_CODE_VERSIONS, CPU_LRS, CPU_N, CPU_REFERENCE, CPU_TRAIN, zeroshot_floors
+from experiments.common import CPU_REFERENCE, load_profiles, zeroshot_floors
 
-# Sized by the budget like Table 1's IAPT (it resolves to m = 16, which the other rows fix): its cells are
-# Table 1's IAPT cells and Table 3's alternating row, computed once for all three tables.
-DEFAULT = Row("IAPT (defaults)", "iapt")
-ROWS = [DEFAULT] + [Row(f"{k} soft tokens", "iapt", {"num_soft_tokens": k}, size=16) for k in (1, 2, 8, 16)] + [
-    Row(f"pooler {p}", "iapt", {"pooler": p}, size=16) for p in ("mean", "max", "last")] + [
-    Row(f"placement {p}", "iapt", {"placement": p}, size=16) for p in ("prefix", "between")] + [
-    Row(f"bottleneck {m}", "iapt", size=m) for m in (4, 8, 32, 64)] + [
-    Row("read raw (paper)", "iapt", {"read": "raw"}, size=16),
-    Row("slot = instruction mean + output (ours, former default)", "iapt", {"slot_init": "mean"}, size=16),
-    Row("W_up random 0.02", "iapt", {"up_init_std": 0.02}, size=16),
-    Row("control: shuffled instruction", "iapt", {"generator_input": "shuffled"}, size=16),
-    Row("control: constant input", "iapt", {"generator_input": "constant"}, size=16),
-]
-# Table 1 (cpu, seed 0) separates tuned methods from the floors on sst2 alone (IAPT 0.826, LoRA 0.793 against
-# zero-shot 0.544); on rte, boolq and copa every method stays at the majority class, where no ablation could show.
-TASKS = ["sst2"]
 COMPARISONS = [   # (claim, the row IAPT's defaults are compared with, margin)
     ("4: four soft tokens suffice (8 and 16 add little)", "8 soft tokens", 0.02),
     ("4: four soft tokens suffice (8 and 16 add little)", "16 soft tokens", 0.02),
@@ -58,19 +41,9 @@ COMPARISONS = [   # (claim, the row IAPT's defaults are compared with, margin)
     ("ours: the zero slot is as good as the mean slot (margin 0.02)",
      "slot = instruction mean + output (ours, former default)", 0.02),
 ]
-PROFILES = {
-    "smoke": dict(backbone=TINY, rows=[DEFAULT, ROWS[1], ROWS[5], ROWS[-2], ROWS[-1]], tasks=["sst2"], seeds=[0, 1],
-                  lrs=(1e-2,), n=dict(n_train=16, n_dev=8, n_test=8),
-                  train=dict(steps=4, batch_size=4, eval_every=2, patience=None)),
-    # three of the cpu grid's own cells (same settings, seed 0): a later `make table4` continues from them
-    "quick": dict(backbone=DEFAULT_BACKBONE, rows=[DEFAULT, ROWS[1], ROWS[-1]], tasks=["sst2"], seeds=[0],
-                  lrs=CPU_LRS, n=CPU_N, train=CPU_TRAIN,
-                  expected="about 20-35 min here (measured 2026-11-30 from fresh clones on two machines)"),
-    "cpu": dict(backbone=DEFAULT_BACKBONE, rows=ROWS, tasks=TASKS, seeds=[0, 1, 2], lrs=CPU_LRS, n=CPU_N,
-                train=CPU_TRAIN, reuse_code_versions=ACCEPTED_CODE_VERSIONS,
-                expected="about 3 h 50 min of compute here (57 cells, measured 2026-11-30 over three sessions, on "
-                         "three kinds of machine; seconds once its cells are committed)"),
-}
+PROFILES = load_profiles(__file__)   # table4_length.yaml beside this file
+ROWS = PROFILES["cpu"]["rows"]
+DEFAULT = ROWS[0]   # IAPT at its defaults, against which every other row is compared
 
 
 def verdicts(df: pd.DataFrame) -> pd.DataFrame:
@@ -85,7 +58,7 @@ def verdicts(df: pd.DataFrame) -> pd.DataFrame:
 
 @cli
 def main(argv=None):
-    run_table(TableScript("table4", __doc__, "experiments/table4_length.py", floors=zeroshot_floors, reference=CPU_REFERENCE,
+    return run_table(TableScript("table4", __doc__, "experiments/table4_length.py", floors=zeroshot_floors, reference=CPU_REFERENCE,
                           extras=lambda df: {"verdicts": verdicts(df)}), PROFILES, argv)
 
 

@@ -21,11 +21,9 @@ Output (+ .meta.json), rewritten after each configuration: results/table5.csv (c
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import os
 import statistics
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -36,30 +34,20 @@ import torch
 from tqdm.auto import tqdm
 
 from iapt import IAPTConfig
-from iapt.backbones import DEFAULT_BACKBONE, TINY, load_backbone
-from iapt.errors import cli, unknown
+from iapt.backbones import load_backbone
+from iapt.harness.scriptargs import chosen_profile, profile_parser
+from iapt.errors import cli
 from iapt.evaluation.evaluator import autocast, cpu_has_bf16
 from iapt.method.generator import build_generators, theta_ids
 from iapt.baselines.registry import count_trainable, size_for_budget
 from iapt.harness.runinfo import COMMIT_AT_START, REPO, RESULTS, run_metadata, write_results
+from experiments.common import load_settings
 from iapt.serving.multitenant import (BareBackbone, GatheredLoRA, PeftMixedLoRA, StepClock, TenantIAPT,
                           TenantPromptTuning, random_lora)
 
-CENTRAL = dict(batch=32, tenants=16, prompt=64, new=32)
-PROFILES = {
-    "smoke": dict(backbone=TINY, central=dict(batch=4, tenants=2, prompt=8, new=4), repeats=1,
-                  vary={"batch": [2], "tenants": [1]}),
-    # On this CPU a batch-32 prefill of 64 tokens takes ~10 s, so one configuration costs ~6 min.
-    "cpu": dict(backbone=DEFAULT_BACKBONE, central=CENTRAL, repeats=3, vary={"batch": [1, 8], "tenants": [1, 32]},
-                expected="about 30 min here"),
-    # The cpu grid on a GPU, with SmolLM2-1.7B's architecture and random weights (the weights need not travel).
-    "gpu": dict(backbone="experiments/backbone_configs/smollm2-1.7b", central=CENTRAL,
-                repeats=3, vary={"batch": [1, 8], "tenants": [1, 32]}, random_weights=True,
-                expected="about 5 min on one H200 (measured 2026-11-30: 4 of its 5 configurations in 3.3 min)"),
-    "full": dict(backbone=DEFAULT_BACKBONE, central=CENTRAL, repeats=3,
-                 vary={"batch": [1, 8], "tenants": [1, 4, 32], "prompt": [32, 128], "new": [16, 64]},
-                 expected="about 1.5 h on this CPU; minutes on a GPU"),
-}
+# table5_multitenant.yaml beside this file
+PROFILES = load_settings(__file__, ("backbone", "central", "vary", "repeats", "random_weights", "expected"))
+CENTRAL = PROFILES["cpu"]["central"]
 WARMUP_TOKENS = 2
 METHODS = ["bare", "iapt", "lora_gathered", "lora_qv_gathered", "lora_peft", "prompt_tuning"]
 
@@ -174,23 +162,19 @@ def configurations(central: dict, vary: dict) -> list[tuple[str, dict]]:
 
 @cli
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)}")
+    ap = profile_parser(__doc__, PROFILES)
     ap.add_argument("--backbone", help="override the profile's backbone (a local folder or hub id)")
     ap.add_argument("--random-weights", action="store_true",
                     help="build --backbone (a folder with config.json) with random weights: same speed, no weights needed")
     ap.add_argument("--repeats", type=int, help="repeats after the warm-up (default: the profile's)")
-    ap.add_argument("--out-dir", type=Path)
     args = ap.parse_args(argv)
-    if args.profile not in PROFILES:
-        raise unknown("profile", args.profile, PROFILES)
-    prof = PROFILES[args.profile]
+    prof, out_dir = chosen_profile(args, PROFILES, {name: RESULTS for name in ("cpu", "gpu", "full")})
     backbone, repeats = args.backbone or prof["backbone"], args.repeats or prof["repeats"]
     random_weights = args.random_weights or prof.get("random_weights", False)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     precision = "bf16" if device == "cuda" or cpu_has_bf16() else "fp32"
     name = f"table5_gpu-{Path(backbone).name}.csv" if device == "cuda" else "table5_full.csv" if args.profile == "full" else "table5.csv"
-    out = (args.out_dir or (Path(tempfile.mkdtemp(prefix="iapt-smoke-")) if args.profile == "smoke" else RESULTS)) / name
+    out = out_dir / name
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     configs = configurations(prof["central"], prof["vary"])
     max_tenants = max(c["tenants"] for _, c in configs)

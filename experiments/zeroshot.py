@@ -9,9 +9,7 @@ per classification task), cpu (SmolLM2, every embedded task, full test splits).
 """
 from __future__ import annotations
 
-import argparse
 import collections
-import tempfile
 import time
 from pathlib import Path
 
@@ -19,16 +17,17 @@ import pandas as pd
 
 from iapt.backbones import TINY, DEFAULT_BACKBONE, EMBEDDED, load_backbone
 from iapt.baselines.peft_methods import BareBackbone
-from iapt.errors import UserError, cli, unknown
+from iapt.harness.scriptargs import chosen_profile, profile_parser
+from iapt.errors import UserError, cli
 from iapt.evaluation.evaluator import evaluate
 from iapt.harness.runinfo import RESULTS, run_metadata, write_results
 from iapt.data.tasks import EMBEDDED_TASKS, candidates, get_task
 from iapt.data.splits import load_split
 
 PROFILES = {
-    "smoke": {"tasks": ["sst2", "copa", "arc_easy"], "limit": 12, "out": None},
-    "quick": {"tasks": ["sst2", "rte", "boolq", "copa"], "limit": 100, "out": RESULTS / "quick"},
-    "cpu": {"tasks": EMBEDDED_TASKS, "limit": None, "out": RESULTS},
+    "smoke": {"tasks": ["sst2", "copa", "arc_easy"], "limit": 12},
+    "quick": {"tasks": ["sst2", "rte", "boolq", "copa"], "limit": 100},
+    "cpu": {"tasks": EMBEDDED_TASKS, "limit": None},
 }
 
 
@@ -49,19 +48,14 @@ def floors(task, train, test) -> list[dict]:
 
 @cli
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)} (default cpu)")
+    ap = profile_parser(__doc__, PROFILES)
     ap.add_argument("--backbone", default=DEFAULT_BACKBONE, help=f"embedded ({', '.join(EMBEDDED)}), a folder or a hub id")
     ap.add_argument("--tasks", nargs="+", help="override the profile's tasks")
-    ap.add_argument("--out-dir", type=Path, help="where zeroshot.csv goes (smoke: a temporary folder)")
     ap.add_argument("--no-lm-eval", action="store_true", help="skip the lm-evaluation-harness cross-check")
     ap.add_argument("--batch-size", type=int, default=16)
     args = ap.parse_args(argv)
-    if args.profile not in PROFILES:
-        raise unknown("profile", args.profile, PROFILES)
-    profile = PROFILES[args.profile]
+    profile, out_dir = chosen_profile(args, PROFILES)
     tasks = [get_task(t) for t in (args.tasks or profile["tasks"])]
-    out_dir = args.out_dir or profile["out"] or Path(tempfile.mkdtemp(prefix="iapt-smoke-"))
     if args.profile == "smoke" and out_dir.resolve() == RESULTS.resolve():
         raise UserError("smoke results never go into results/; pick another --out-dir")
 

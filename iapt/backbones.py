@@ -27,6 +27,12 @@ DEFAULT_BACKBONE = "smollm2-135m"
 TINY = "tiny-random-llama"
 
 
+def position_ids(mask: torch.Tensor, start: int = 0) -> torch.Tensor:
+    """Position ids of a padded batch (B, T): each row counts its own tokens from `start`, as generate does;
+    padding positions get the last count (they are masked, so their value never reaches a token's output)."""
+    return start + (mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("IAPT_CACHE", Path.home() / ".cache" / "iapt"))
 

@@ -283,7 +283,7 @@ def test_run_table_hands_the_same_accepted_versions_to_floors_as_to_cells(tmp_pa
     import pandas as pd
 
     from iapt.harness.grid import Row, TableScript, run_table
-    profiles = {"smoke": dict(backbone=TINY, rows=[Row("lora", "lora")], tasks=["sst2"], seeds=[0], lrs=(1e-2,),
+    profiles = {"smoke": dict(backbone=TINY, stages=[([Row("lora", "lora")], ["sst2"], [0])], lrs=(1e-2,),
                               n=dict(n_train=8, n_dev=4, n_test=4), reuse_code_versions=("old0000000",),
                               train=dict(steps=2, batch_size=4, eval_every=2, patience=None))}
     seen = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ..backbones import position_ids
 from ..contract import MethodIdentity, TunedModel
 
 
@@ -52,7 +53,7 @@ class PeftMethod(TunedModel):
             order = torch.sort(mask, dim=1, stable=True).indices
             input_ids, mask = input_ids.gather(1, order), mask.gather(1, order)
         mask = torch.cat([torch.ones(rows, n_virtual, dtype=mask.dtype, device=mask.device), mask], 1)
-        positions = n_virtual + (mask[:, n_virtual:].cumsum(1) - 1).clamp(min=0)
+        positions = position_ids(mask[:, n_virtual:], start=n_virtual)
         if config.peft_type.value == "PREFIX_TUNING":
             out = base(input_ids=input_ids, attention_mask=mask, position_ids=positions,
                        past_key_values=self.peft_model.get_prompt(rows), use_cache=True, logits_to_keep=1)

@@ -18,9 +18,9 @@ from dataclasses import fields
 from pathlib import Path
 
 from ..backbones import DEFAULT_BACKBONE, EMBEDDED, TINY, cache_dir
-from ..baselines.registry import METHODS
+from ..baselines.registry import METHODS, check_method
 from ..data.tasks import DATA_SOURCES, EMBEDDED_TASKS, TASKS, get_task
-from ..errors import UserError, cli, unknown
+from ..errors import UserError, cli
 from ..harness.store import CellStore
 from ..training.cell import DEFAULT_LRS, CellResult, CellSpec, RunContext, prepare, run_cell
 from ..training.config import THETA_MODES, TrainConfig
@@ -85,8 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def spec_from_args(args) -> CellSpec:
-    if args.method not in METHODS:
-        raise unknown("method", args.method, METHODS)
+    check_method(args.method)
     get_task(args.task)
     try:
         lrs = tuple(float(x) for x in args.lrs.split(","))
@@ -109,7 +108,7 @@ def train_cell(spec: CellSpec, out_dir: Path | None = None, fresh: bool = False)
     ctx.accelerator.wait_for_everyone()
     if (out_dir / "result.json").exists():
         print(f"already done: {out_dir / 'result.json'}")
-        return CellResult(json.loads((out_dir / "result.json").read_text()), out_dir)
+        return CellResult(json.loads((out_dir / "result.json").read_text()), out_dir, reused=True)
     return run_cell(cell, out_dir, ctx, str(out_dir))
 
 

@@ -49,7 +49,6 @@ def cell_row(row: Row, task: str, seed: int, result: CellResult, lr_source: str,
             "device": result["meta"]["device"],   # where the cell was trained (resumed grids can mix machines)
             "test_correct": " ".join(f"{c:g}" for c in result["test_correct"]),
             "theta_drift": " ".join(f"{k}:{v:.4f}" for k, v in chosen.get("theta_drift", {}).items()),
-            "cell": result["cell"],          # the cell's folder, relative to the store (to its cache and records)
             "adapter": result["adapter"]}
 
 
@@ -88,7 +87,8 @@ def run_grid(run: GridRun, rows: list[Row], tasks: list[str], seeds: list[int], 
     """Every (row, task, seed) cell in order; returns the rows and learning-curve DataFrames. Each finished
     cell's JSON files (result and evaluations) are kept in the run's record store, which resumes it.
 
-    `on_cell(rows_df, curves_df, cells_done)` is called after every cell with everything so far.
+    `on_cell(rows_df, curves_df, cells_done)` is called after every cell trained now (not after one found
+    finished) with everything so far.
     `also_test(result)`, when given, scores the cell's tuned model on further tasks: it returns one dict per
     task ({"task", "test_metric", "n_test", "test_correct"}), each added as a row beside the cell's own."""
     rows_so_far, curves = [], []
@@ -105,8 +105,9 @@ def run_grid(run: GridRun, rows: list[Row], tasks: list[str], seeds: list[int], 
                                run.ctx, run.fresh)
         chosen.setdefault((row.name, task), result["chosen_lr"])
         record = cell_row(row, task, seed, result, "searched" if first else f"seed {seeds[0]}", run.profile)
-        rows_so_far += [record] + [{**record, **extra} for extra in (also_test(result) if also_test else [])]
-        run.store.keep(result)
+        further = also_test(result) if also_test else []        # (its evaluations are kept with the cell)
+        record["cell"] = run.store.keep(result)   # where its record is (the cache's name without a record store)
+        rows_so_far += [record] + [{**record, **extra} for extra in further]
         curves += curve_rows(row, task, seed, result)
         bar.update(1)
         if time.time() - started < 0.5 * result["wall_s"]["cell"]:
@@ -114,7 +115,7 @@ def run_grid(run: GridRun, rows: list[Row], tasks: list[str], seeds: list[int], 
             # which tqdm takes as (n - initial) / (now - start_t), or resumed runs promise the rest at that speed
             bar.initial += 1
             bar.start_t += time.time() - started
-        if on_cell is not None:
+        if on_cell is not None and not result.reused:
             on_cell(pd.DataFrame(rows_so_far), pd.DataFrame(curves), done)
     bar.close()
     return pd.DataFrame(rows_so_far), pd.DataFrame(curves)
@@ -148,15 +149,13 @@ def summarize(df: pd.DataFrame, floors: pd.DataFrame | None = None) -> pd.DataFr
 
 @dataclass
 class TableScript:
-    """A table script's hooks. `stages(profile)` gives [(rows, tasks, seeds), ...] (default: the profile's rows ×
-    tasks × seeds); `extras(df)` gives further CSVs ({suffix: DataFrame}); `dry_run(profile)` adds --dry-run;
+    """A table script's hooks (its profiles give the plan: `stages`, [(rows, tasks, seeds), ...]). `extras(df)` gives further CSVs ({suffix: DataFrame}); `dry_run(profile)` adds --dry-run;
     `metadata(profile)` adds to the run's metadata; `also_test(profile, backbone)` gives run_grid's `also_test`;
     `floors(profile, backbone, store)` gives the floor rows (task, method, metric) the summary appends;
     `reference` ({"train": …, "lrs": …}) are the settings cell folders are named against (iapt.harness.store)."""
     table: str
     doc: str
     script: str
-    stages: object = None
     extras: object = None
     dry_run: object = None
     metadata: object = None
@@ -173,7 +172,8 @@ def publish(table: str, out_dir: Path, df: pd.DataFrame, curves: pd.DataFrame, m
             "cells_wall_s": round(float(cells["cell_wall_s"].sum()), 1),
             # the machines that trained the cells, with how many each: `device` above is only this invocation's
             "cell_devices": cells["device"].value_counts().to_dict()}
-    write_results(df, out_dir / f"{table}.csv", meta)
+    # the adapter's path is this machine's cache: in memory for the extras, not in the committed table
+    write_results(df.drop(columns="adapter"), out_dir / f"{table}.csv", meta)
     write_results(curves, out_dir / f"{table}_curves.csv", meta)
     write_results(summarize(df, floors), out_dir / f"{table}_summary.csv", meta)
     extra = extras(df) if extras else {}
@@ -183,17 +183,19 @@ def publish(table: str, out_dir: Path, df: pd.DataFrame, curves: pd.DataFrame, m
 
 
 def run_stages(run: GridRun, script: TableScript, stages: list, out_dir: Path, metadata: dict, floors, also_test):
-    """Run the stages in order; after every cell, rewrite the table's CSVs from every cell so far, each with
+    """Run the stages in order; after every cell trained, rewrite the table's CSVs from every cell so far, each with
     metadata that says how many of the planned cells are done (an interrupted run leaves a complete, smaller table)."""
     planned = sum(len(rows) * len(tasks) * len(seeds) for rows, tasks, seeds in stages)
     frames, curve_frames, t0, written, done_before = [], [], time.time(), [], 0   # done_before: earlier stages' cells
 
-    def on_cell(cell_rows: pd.DataFrame, curves: pd.DataFrame, done: int) -> None:
-        meta = {**metadata, "cells_done": done_before + done, "cells_planned": planned,
-                "wall_s_this_invocation": round(time.time() - t0, 1),
+    def write(row_frames: list, curves: list, done: int) -> None:
+        meta = {**metadata, "cells_done": done, "cells_planned": planned, "wall_s_this_invocation": round(time.time() - t0, 1),
                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        written[:] = publish(script.table, out_dir, pd.concat(frames + [cell_rows], ignore_index=True),
-                             pd.concat(curve_frames + [curves], ignore_index=True), meta, floors, script.extras)
+        written[:] = publish(script.table, out_dir, pd.concat(row_frames, ignore_index=True),
+                             pd.concat(curves, ignore_index=True), meta, floors, script.extras)
+
+    def on_cell(cell_rows: pd.DataFrame, curves: pd.DataFrame, done: int) -> None:
+        write(frames + [cell_rows], curve_frames + [curves], done_before + done)
 
     for i, (rows, tasks, seeds) in enumerate(stages):
         print(f"stage {i}: {len(rows)} rows × {len(tasks)} tasks × {len(seeds)} seeds")
@@ -202,25 +204,20 @@ def run_stages(run: GridRun, script: TableScript, stages: list, out_dir: Path, m
         curve_frames.append(curves)
         done_before += len(rows) * len(tasks) * len(seeds)
     df = pd.concat(frames, ignore_index=True)
+    write(frames, curve_frames, planned)   # when every cell was found finished, the only write (a no-op if unchanged)
     summary = pd.read_csv(out_dir / f"{script.table}_summary.csv")
     print(summary[[c for c in summary.columns if not c.endswith(("_spread", "_seeds", "code_versions"))]].to_string(index=False))
     if df["code_version"].nunique() > 1:
         print(f"note: {script.table} mixes code versions (see code_versions)")
-    print(f"wrote {out_dir / (script.table + '.csv')} and its _summary, _curves" + "".join(f", _{s}" for s in written))
+    print(f"results: {out_dir / (script.table + '.csv')} and its _summary, _curves" + "".join(f", _{s}" for s in written)
+          + " (files whose content did not change are left as they were)")
     return df
 
 
 def table_cli(doc: str, profiles: dict, argv=None, dry_run: bool = False):
     """The flags every table script shares; returns (args, profile dict, backbone, output folder)."""
-    import argparse
-    import tempfile
-
-    from ..errors import unknown
-    from .runinfo import RESULTS
-    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--profile", default="cpu", help=f"one of {', '.join(profiles)}")
-    ap.add_argument("--out-dir", type=Path, help="where the CSVs go (default: results/ for cpu, results/quick/ "
-                    "for quick, a temporary folder for smoke)")
+    from .scriptargs import chosen_profile, profile_parser
+    ap = profile_parser(doc, profiles)
     ap.add_argument("--fresh", action="store_true", help="retrain finished cells, cached or recorded in git (cells/)")
     ap.add_argument("--reuse-code-version", action="append", default=[], metavar="HASH",
                     help="also reuse cells finished with the same settings at this older code version (repeatable; "
@@ -231,11 +228,7 @@ def table_cli(doc: str, profiles: dict, argv=None, dry_run: bool = False):
     if dry_run:
         ap.add_argument("--dry-run", action="store_true", help="print the plan and parameter counts, run nothing")
     args = ap.parse_args(argv)
-    if args.profile not in profiles:
-        raise unknown("profile", args.profile, profiles)
-    prof = profiles[args.profile]
-    default_out = {"cpu": RESULTS, "quick": RESULTS / "quick"}.get(args.profile)
-    out_dir = args.out_dir or default_out or Path(tempfile.mkdtemp(prefix="iapt-smoke-"))
+    prof, out_dir = chosen_profile(args, profiles)
     return args, prof, args.backbone or prof["backbone"], out_dir
 
 
@@ -270,8 +263,7 @@ def run_table(script: TableScript, profiles: dict, argv=None):
     extra = script.metadata(prof) if callable(script.metadata) else (script.metadata or {})
     meta = run_metadata(profile=args.profile, backbone=backbone, train=cfg.to_dict(), lrs=list(prof["lrs"]),
                         data=prof["n"], data_source=prof.get("data", "embedded"), script=script.script, **extra)
-    plan = select_stages(script.stages(prof) if script.stages else [(prof["rows"], prof["tasks"], prof["seeds"])],
-                         args.stages, args.profile, meta)
+    plan = select_stages(prof["stages"], args.stages, args.profile, meta)
     cells = sum(len(rows) * len(tasks) * len(seeds) for rows, tasks, seeds in plan)
     print(f"{script.table}, profile {args.profile}: {cells} cells on {backbone}, {len(prof['lrs'])} learning-rate "
           f"trial(s) on the first seed of each; {prof.get('expected', 'duration not measured yet')}. Finished cells "

@@ -95,8 +95,29 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_results(df, path: Path, metadata: dict) -> None:
-    """results CSV plus <name>.meta.json with the run's metadata."""
+def same_table(text: str, path: Path) -> bool:
+    """Whether the CSV at `path` already holds this table: the same columns, the same strings, and floats equal to
+    1e-9 (a bootstrap's last digits depend on summation order), so that rerunning a finished table rewrites nothing."""
+    import io
+
+    import pandas as pd
+    if not path.exists():
+        return False
+    try:
+        old, new = pd.read_csv(path), pd.read_csv(io.StringIO(text))
+        pd.testing.assert_frame_equal(old, new, check_dtype=False, check_exact=False, rtol=1e-9, atol=1e-12)
+    except (AssertionError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return False
+    return True
+
+
+def write_results(df, path: Path, metadata: dict) -> bool:
+    """results CSV plus <name>.meta.json with the run's metadata; neither is touched when the CSV's content is
+    unchanged (its metadata then still describes the run that produced these numbers). Whether it wrote."""
     path = Path(path)
-    atomic_write_text(path, df.to_csv(index=False))
+    text = df.to_csv(index=False)
+    if same_table(text, path):
+        return False
+    atomic_write_text(path, text)
     atomic_write_text(path.with_suffix(".meta.json"), json.dumps(metadata, indent=1, default=str) + "\n")
+    return True

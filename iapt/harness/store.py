@@ -85,7 +85,7 @@ class CellStore:
             if found is not None:
                 print(f"already done: {found / 'result.json'}" if version == key["code"]
                       else f"reusing the cell finished at code version {version}: {found}")
-                return CellResult(json.loads((found / "result.json").read_text()), found)
+                return CellResult(json.loads((found / "result.json").read_text()), found, reused=True)
         return None
 
     def _restore(self, record: Path, folder: Path) -> Path:
@@ -107,16 +107,18 @@ class CellStore:
             if folder is not None and folder.exists():
                 shutil.rmtree(folder)
 
-    def keep(self, result: CellResult) -> None:
-        """Copy the cell's JSON files (its result and evaluations, not its weights) into the record store."""
+    def keep(self, result: CellResult) -> str:
+        """Copy the cell's JSON files (its result and evaluations, not its weights) into the record store; the
+        folder that keeps them, relative to the store (the cache's name when there is no record store)."""
         if self.records is None:
-            return
+            return result["cell"]
         digest = settings_hash(result["spec"])
         target = self._indexed().get(digest) or self.records / self.name(result["spec"])   # a record stays put
         for path in result.folder.glob("*.json"):
             if not (target / path.name).exists():
                 atomic_write_text(target / path.name, path.read_text())
         self._indexed()[digest] = target
+        return target.relative_to(self.records).as_posix()
 
     def run(self, cell: PreparedCell, ctx: RunContext, fresh: bool = False) -> CellResult | None:
         """The finished cell if there is one (unless `fresh`), else train it into the cache."""

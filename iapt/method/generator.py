@@ -29,8 +29,7 @@ def pool(z: torch.Tensor, mask: torch.Tensor, kind: str, query: torch.Tensor) ->
         attn = scores.softmax(dim=1).nan_to_num(0.0).to(z.dtype)      # rows without instruction pool to 0
         return attn.transpose(1, 2) @ z                               # B, k, m
     if kind == "mean":
-        w = mask.to(z.dtype)
-        pooled = (z * w[..., None]).sum(1) / w.sum(1).clamp(min=1)[:, None]
+        pooled = masked_mean(z, mask)
     elif kind == "max":
         pooled = z.masked_fill(~mask[..., None], neg).amax(1)
         pooled = torch.where(mask.any(1)[:, None], pooled, torch.zeros_like(pooled))
@@ -44,6 +43,26 @@ def pool(z: torch.Tensor, mask: torch.Tensor, kind: str, query: torch.Tensor) ->
     return pooled[:, None, :] + (offset if offset.dim() == 3 else offset[None])
 
 
+def init_down(down: nn.Linear) -> nn.Linear:
+    """W_down ~ N(0, 1/d): the bottleneck starts at the scale of the hidden states it reads."""
+    nn.init.normal_(down.weight, std=down.in_features ** -0.5)
+    return down
+
+
+def init_up(up: nn.Linear, std: float) -> nn.Linear:
+    """W_up = 0 by default (the soft tokens start at the slot's initial value), else N(0, std²)."""
+    if std > 0:
+        nn.init.normal_(up.weight, std=std)
+    else:
+        nn.init.zeros_(up.weight)
+    return up
+
+
+def new_query(m: int, k: int) -> nn.Parameter:
+    """The pooler's (m x k) queries, N(0, 1/m)."""
+    return nn.Parameter(torch.randn(m, k) * m ** -0.5)
+
+
 class PromptGenerator(nn.Module):
     """Turns the instruction's hidden states at the input of one layer into that layer's k soft tokens."""
 
@@ -52,18 +71,16 @@ class PromptGenerator(nn.Module):
         super().__init__()
         m, k = config.bottleneck_dim, config.num_soft_tokens
         self.k, self.pooler = k, config.pooler
+        # Both layers are built before either is initialised: the order of random draws fixes the numbers.
         self.down = down if down is not None else nn.Linear(hidden_size, m, bias=False)
         self.up = up if up is not None else nn.Linear(m, hidden_size, bias=False)
         if down is None:
-            nn.init.normal_(self.down.weight, std=hidden_size ** -0.5)
+            init_down(self.down)
         if up is None:
-            if config.up_init_std > 0:
-                nn.init.normal_(self.up.weight, std=config.up_init_std)
-            else:
-                nn.init.zeros_(self.up.weight)
+            init_up(self.up, config.up_init_std)
         # The self-attention pooler's queries (m x k). The other poolers produce one vector; they keep a
         # (m x k) offset so the k soft tokens can differ. Either way this is the paper's m*k term.
-        self.query = query if query is not None else nn.Parameter(torch.randn(m, k) * m ** -0.5)
+        self.query = query if query is not None else new_query(m, k)
         self.act = make_activation(activation, config)
         self.dropout = nn.Dropout(config.dropout)
 
@@ -79,17 +96,11 @@ def build_generators(config, num_layers: int, hidden_size: int) -> nn.ModuleDict
     """One generator per selected layer; with `share`, projections are one module reused by all."""
     layers = config.layers if config.layers is not None else list(range(num_layers))
     m = config.bottleneck_dim
-    shared_down = nn.Linear(hidden_size, m, bias=False) if config.share in ("down", "all") else None
-    if shared_down is not None:
-        nn.init.normal_(shared_down.weight, std=hidden_size ** -0.5)
+    shared_down = init_down(nn.Linear(hidden_size, m, bias=False)) if config.share in ("down", "all") else None
     shared_up, shared_query = None, None
     if config.share == "all":
-        shared_up = nn.Linear(m, hidden_size, bias=False)
-        if config.up_init_std > 0:
-            nn.init.normal_(shared_up.weight, std=config.up_init_std)
-        else:
-            nn.init.zeros_(shared_up.weight)
-        shared_query = nn.Parameter(torch.randn(m, config.num_soft_tokens) * m ** -0.5)
+        shared_up = init_up(nn.Linear(m, hidden_size, bias=False), config.up_init_std)
+        shared_query = new_query(m, config.num_soft_tokens)
     return nn.ModuleDict({
         str(i): PromptGenerator(hidden_size, config, config.activation_for(i), shared_down, shared_up, shared_query)
         for i in layers

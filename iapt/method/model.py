@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_model, save_model
 from torch import nn
 
+from ..backbones import position_ids
 from ..contract import MethodIdentity, ParameterGroups, TunedModel
 from ..data.format import instruction_tokens
 from .config import IAPTConfig
@@ -76,7 +77,7 @@ def widen(input_ids, attention_mask, instruction_mask, k: int, placement: str, p
     ids = torch.full((B, T + k), placeholder_id, dtype=input_ids.dtype, device=dev).scatter(1, dest, input_ids)
     mask = torch.ones((B, T + k), dtype=attention_mask.dtype, device=dev).scatter(1, dest, attention_mask)
     wide_instr = torch.zeros((B, T + k), dtype=torch.bool, device=dev).scatter(1, dest, instr)
-    pos = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 1)
+    pos = position_ids(mask)
     slot_index = insert[:, None] + torch.arange(k, device=dev)[None]
     # The logit that predicts the token after the last instruction token is the last slot's (between);
     # every other caller position keeps its own widened position.

@@ -57,9 +57,16 @@ def rational(x: torch.Tensor, numerator: torch.Tensor, denominator: torch.Tensor
     return p / (1.0 + q)
 
 
+def rational_fp32(x: torch.Tensor, numerator: torch.Tensor, denominator: torch.Tensor, version: str) -> torch.Tensor:
+    """R(x) computed in fp32 even under autocast (high powers of x overflow or lose all precision in bf16),
+    returned in x's dtype. The coefficients broadcast against x (serving passes one set per batch row)."""
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        y = rational(x.float(), numerator.float(), denominator.float(), version)
+    return y.to(x.dtype)
+
+
 class Rational(nn.Module):
-    """R(x) with learnable coefficients Θ, evaluated in fp32 even under autocast (high powers of x
-    overflow or lose all precision in bf16)."""
+    """R(x) with learnable coefficients Θ, evaluated in fp32 (`rational_fp32`)."""
 
     def __init__(self, num_degree: int = 6, den_degree: int = 5, version: str = "B", init: str = "gelu"):
         super().__init__()
@@ -69,9 +76,7 @@ class Rational(nn.Module):
         self.denominator = nn.Parameter(torch.tensor(b, dtype=torch.float32))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(device_type=x.device.type, enabled=False):
-            y = rational(x.float(), self.numerator.float(), self.denominator.float(), self.version)
-        return y.to(x.dtype)
+        return rational_fp32(x, self.numerator, self.denominator, self.version)
 
     def extra_repr(self) -> str:
         return f"version={self.version}, num_degree={self.numerator.numel() - 1}, den_degree={self.denominator.numel()}"

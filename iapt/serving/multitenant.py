@@ -22,14 +22,10 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 
 from ..method.config import IAPTConfig
 from ..method.generator import pool
+from ..backbones import position_ids
 from ..baselines.registry import LORA_ALL
 from ..method.model import IAPTModel
-from ..method.rational import rational
-
-
-def positions(mask: torch.Tensor) -> torch.Tensor:
-    """Position ids of a left-padded batch, as generate computes them (a padded row = the row alone)."""
-    return (mask.long().cumsum(-1) - 1).clamp(min=0)
+from ..method.rational import Rational, rational_fp32
 
 
 class StepClock(StoppingCriteria):
@@ -90,7 +86,7 @@ class StackedGenerator(nn.Module):
         self.query = nn.Parameter(torch.stack([g.query for g in generators]).detach())            # T, m, k
         self.up = nn.Parameter(torch.stack([g.up.weight.T for g in generators]).detach())         # T, m, d
         act = generators[0].act
-        self.rational = hasattr(act, "numerator")
+        self.rational = isinstance(act, Rational)
         if self.rational:
             self.numerator = nn.Parameter(torch.stack([g.act.numerator for g in generators]).detach())
             self.denominator = nn.Parameter(torch.stack([g.act.denominator for g in generators]).detach())
@@ -102,9 +98,8 @@ class StackedGenerator(nn.Module):
         z = torch.bmm(h, self.down[t])                                   # B, T, m
         p = pool(z, instruction_mask, "attention", self.query[t])       # B, k, m
         if self.rational:
-            with torch.autocast(device_type=p.device.type, enabled=False):
-                coeff = lambda c: c[t].T.float()[..., None, None]       # degree, B, 1, 1
-                p = rational(p.float(), coeff(self.numerator), coeff(self.denominator), self.version).to(p.dtype)
+            coeff = lambda c: c[t].T[..., None, None]                   # degree, B, 1, 1: each row its tenant's
+            p = rational_fp32(p, coeff(self.numerator), coeff(self.denominator), self.version)
         else:
             p = self.act(p)
         return torch.bmm(p, self.up[t])                                  # B, k, d
@@ -173,7 +168,7 @@ class GatheredLoRA(nn.Module):
     def forward(self, input_ids, attention_mask, tenant_ids):
         self._gather(tenant_ids)
         return self.base_model(input_ids=input_ids, attention_mask=attention_mask,
-                               position_ids=positions(attention_mask)).logits
+                               position_ids=position_ids(attention_mask)).logits
 
 
 class PeftMixedLoRA(nn.Module):
@@ -207,7 +202,7 @@ class PeftMixedLoRA(nn.Module):
         return out[:, input_ids.shape[1]:]
 
     def forward(self, input_ids, attention_mask, tenant_ids):
-        return self.peft_model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions(attention_mask),
+        return self.peft_model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask),
                                adapter_names=self._names(tenant_ids)).logits
 
 
@@ -232,7 +227,7 @@ class TenantPromptTuning(nn.Module):
 
     def forward(self, input_ids, attention_mask, tenant_ids):
         embeds, mask = self._inputs(input_ids, attention_mask, tenant_ids)
-        logits = self.base_model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions(mask)).logits
+        logits = self.base_model(inputs_embeds=embeds, attention_mask=mask, position_ids=position_ids(mask)).logits
         return logits[:, self.prompts.shape[1]:]
 
 
@@ -248,5 +243,5 @@ class BareBackbone(nn.Module):
 
     def forward(self, input_ids, attention_mask, tenant_ids):
         return self.base_model(input_ids=input_ids, attention_mask=attention_mask,
-                               position_ids=positions(attention_mask)).logits
+                               position_ids=position_ids(attention_mask)).logits
 

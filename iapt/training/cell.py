@@ -72,8 +72,10 @@ class PreparedCell:
 
 @dataclass
 class CellResult:
+    """A finished cell's result.json and its folder; `reused` when it was found finished rather than trained now."""
     record: dict
     folder: Path
+    reused: bool = False
 
     def __getitem__(self, name: str):
         return self.record[name]
