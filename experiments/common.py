@@ -35,11 +35,21 @@ def zeroshot_floors(prof: dict, backbone: str, store=None) -> pd.DataFrame | Non
 
 
 # The keys a grid table's profile may have (each table's YAML file explains them); a script adds its own.
-GRID_KEYS = ("backbone", "shared", "stages", "rows", "tasks", "seeds", "lrs", "n", "train", "sizes", "data",
-             "reuse_code_versions", "expected")
+GRID_KEYS = ("backbone", "shared", "stages", "rows", "tasks", "seeds", "lrs", "n", "train", "sizes", "options",
+             "data", "reuse_code_versions", "expected")
 N_KEYS = ("n_train", "n_dev", "n_test")
 TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 IAPT_OPTIONS = tuple(f.name for f in dataclasses.fields(IAPTConfig))
+PEFT_CONFIGS = {"lora": "LoraConfig", "lora_qv": "LoraConfig", "prompt_tuning": "PromptTuningConfig",
+                "prefix_tuning": "PrefixTuningConfig", "adalora": "AdaLoraConfig", "ia3": "IA3Config"}
+
+
+def method_options(method: str) -> tuple[str, ...]:
+    """The options a method takes: IAPTConfig fields for the IAPT family, its peft config's fields otherwise."""
+    if method not in PEFT_CONFIGS:
+        return IAPT_OPTIONS
+    import peft
+    return tuple(f.name for f in dataclasses.fields(getattr(peft, PEFT_CONFIGS[method])))
 
 
 def _check(where: str, what: str, given, valid) -> None:
@@ -53,19 +63,20 @@ def named_row(name: str, spec: dict, where: str) -> Row:
     _check(f"{where}: row {name!r}", "key(s)", spec, ("method", "options", "size", "train"))
     method, options, train = spec.get("method"), dict(spec.get("options") or {}), dict(spec.get("train") or {})
     _check(f"{where}: row {name!r}", "method", [method], METHODS)
-    if method in ("iapt", "idpg", "lpt"):   # the IAPT family's options are IAPTConfig fields
-        _check(f"{where}: row {name!r}", "option(s)", options, IAPT_OPTIONS)
+    _check(f"{where}: row {name!r}", "option(s)", options, method_options(method))
     _check(f"{where}: row {name!r}", "train setting(s)", train, TRAIN_KEYS)
     return Row(name, method, options, spec.get("size"), train)
 
 
-def stage(entry: dict, rows: dict, sizes: dict, where: str) -> tuple[list[Row], list[str], list[int]]:
-    """One stage {rows, tasks, seeds}: a row is a name from `rows:` or a method (sized by the profile's `sizes`)."""
+def stage(entry: dict, rows: dict, prof: dict, where: str) -> tuple[list[Row], list[str], list[int]]:
+    """One stage {rows, tasks, seeds}: a row is a name from `rows:` or a method (with the profile's `sizes` and
+    `options` for it)."""
     _check(where, "stage key(s)", entry, ("rows", "tasks", "seeds"))
     _check(where, "row(s)", entry["rows"], [*rows, *METHODS])   # a named row, or a method
     _check(where, "task(s)", entry["tasks"], TASKS)
-    return ([rows[r] if r in rows else Row(r, r, size=sizes.get(r)) for r in entry["rows"]], list(entry["tasks"]),
-            [int(s) for s in entry["seeds"]])
+    sizes, options = prof.get("sizes", {}), prof.get("options", {})
+    return ([rows[r] if r in rows else Row(r, r, dict(options.get(r, {})), sizes.get(r)) for r in entry["rows"]],
+            list(entry["tasks"]), [int(s) for s in entry["seeds"]])
 
 
 def grid_profile(raw: dict, rows: dict, keys, where: str) -> dict:
@@ -77,14 +88,16 @@ def grid_profile(raw: dict, rows: dict, keys, where: str) -> dict:
         prof = {"lrs": CPU_LRS, **prof, "n": {**CPU_N, **prof.get("n", {})}, "train": {**CPU_TRAIN, **prof.get("train", {})}}
     _check(where, "n key(s)", prof.get("n", {}), N_KEYS)
     _check(where, "train setting(s)", prof.get("train", {}), TRAIN_KEYS)
-    sizes = prof.get("sizes", {})
-    _check(where, "sizes method(s)", sizes, METHODS)
+    _check(where, "sizes method(s)", prof.get("sizes", {}), METHODS)
+    _check(where, "options method(s)", prof.get("options", {}), METHODS)
+    for method, options in prof.get("options", {}).items():
+        _check(f"{where}: options of {method}", "option(s)", options, method_options(method))
     if "rows" in prof:
         single = {k: prof[k] for k in ("rows", "tasks", "seeds")}
-        prof["stages"] = [stage(single, rows, sizes, where)]
+        prof["stages"] = [stage(single, rows, prof, where)]
         prof["rows"] = prof["stages"][0][0]
     else:
-        prof["stages"] = [stage(entry, rows, sizes, f"{where}, stage {i}") for i, entry in enumerate(prof.get("stages", []))]
+        prof["stages"] = [stage(entry, rows, prof, f"{where}, stage {i}") for i, entry in enumerate(prof.get("stages", []))]
     if "lrs" in prof:
         prof["lrs"] = tuple(float(lr) for lr in prof["lrs"])
     if prof.get("reuse_code_versions") is True:   # the versions accepted in shared.yaml

@@ -7,7 +7,7 @@ The only published IAPT numbers (MiLoRA's Table 1, LLaMA-2 7B, median of 5 seeds
 to P-tuning v2, (IA)³, LoRA and AdaLoRA on ARC-e, ARC-c, BoolQ, OBQA and PIQA, which ship offline. We train
 the same five methods on the embedded backbone (same re-split, pinned format, learning-rate search as Table
 1) and compare **orderings**, not absolute numbers (135 M vs 7 B): per task and on the average, Kendall's τ and
-the share of method pairs in the published order, with 95 % bootstrap intervals over test examples; and per
+the share of method pairs in the published order, with 95 % bootstrap intervals over seeds and test examples; and per
 published pair, whether our difference holds, flips or is not distinguishable.
 Outputs: reference_commonsense.csv (+ _summary, _curves), reference_commonsense_beside.csv (ours next to the
 published accuracy and rank), _ordering.csv, _pairs.csv (cpu: results/, quick: results/quick/, smoke: a temporary folder).
@@ -24,7 +24,7 @@ from iapt.errors import cli
 from iapt.harness.grid import TableScript, run_table
 from iapt.harness.stats import per_example
 from experiments.common import CPU_REFERENCE, load_profiles, zeroshot_floors
-from iapt.harness.stats import CONTRADICTED, NOT_DISTINGUISHABLE, REPRODUCED, interval, verdict
+from iapt.harness.stats import CONTRADICTED, NOT_DISTINGUISHABLE, ONE_SEED, REPRODUCED, crossed_means, interval, verdict
 
 TASKS = ["arc_easy", "arc_challenge", "boolq", "openbookqa", "piqa"]
 # MiLoRA (Zhang et al., 2024), Table 1, LLaMA-2 7B, accuracy % (as quoted in docs/reference.md)
@@ -36,33 +36,38 @@ PUBLISHED = pd.DataFrame({
     "adalora": [73.8, 57.9, 69.2, 80.4, 82.1],
 }, index=TASKS).T / 100
 # the verdict rule (docs/reproducing.md), worded for a published pairwise order
-PAIR_VERDICTS = {REPRODUCED: "holds", CONTRADICTED: "flips", NOT_DISTINGUISHABLE: "not distinguishable"}
+PAIR_VERDICTS = {REPRODUCED: "holds", CONTRADICTED: "flips", NOT_DISTINGUISHABLE: "not distinguishable",
+                 ONE_SEED: ONE_SEED}
 PROFILES = load_profiles(__file__)   # reference_commonsense.yaml beside this file
 
 
+def shared_seeds(df: pd.DataFrame, methods: list[str], task: str) -> list[int]:
+    on_task = df[df.task == task]
+    return sorted(set.intersection(*(set(on_task[on_task.row == m].seed) for m in methods)))
+
+
 def bootstrap_scores(df: pd.DataFrame, methods: list[str], tasks: list[str], n_boot: int = 2000, seed: int = 0):
-    """(n_boot + 1, methods, tasks) mean test scores; index 0 is the observed one. Examples are resampled per
-    task, the same draw for every method (the test split is shared)."""
-    rng = np.random.default_rng(seed)
-    out = np.zeros((n_boot + 1, len(methods), len(tasks)))
-    for j, task in enumerate(tasks):
-        per = [np.asarray(per_example(df, m)[task]).mean(0) for m in methods]   # seeds averaged, per example
-        n = len(per[0])
-        draws = np.vstack([np.arange(n)[None], rng.integers(0, n, size=(n_boot, n))])
-        for i, p in enumerate(per):
-            out[:, i, j] = p[draws].mean(1)
-    return out
+    """(n_boot + 1, methods, tasks) mean test scores; index 0 is the observed one. The crossed bootstrap
+    (iapt.harness.stats): per task, the seeds every method has, drawn with replacement (the same for every
+    method), and one draw of test examples for every seed and method."""
+    per_task = {}
+    for task in tasks:
+        paired = df[(df.task == task) & df.seed.isin(shared_seeds(df, methods, task))]
+        per_task[task] = np.stack([np.asarray(per_example(paired, m)[task], float) for m in methods])
+    means = crossed_means(per_task, n_boot=n_boot, seed=seed)
+    return np.stack([means[t] for t in tasks], axis=2)
 
 
 def orderings(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Per scope (each task, then the average over tasks): `beside`, our mean accuracy and rank next to the
     published ones per method; `ordering`, Kendall's τ and the share of pairs in the published order; `pairs`,
-    each published pairwise order with our difference and its verdict. Intervals: bootstrap over test examples."""
+    each published pairwise order with our difference and its verdict. Intervals: the crossed bootstrap over seeds and test examples."""
     methods = [m for m in PUBLISHED.index if m in set(df.row)]
     tasks = [t for t in TASKS if all(t in per_example(df, m) for m in methods)]
     if len(methods) < 2 or not tasks:
         return {"beside": pd.DataFrame(), "ordering": pd.DataFrame(), "pairs": pd.DataFrame()}
     scores = bootstrap_scores(df, methods, tasks)
+    n_seeds = min(len(shared_seeds(df, methods, t)) for t in tasks)
     scopes = {t: (scores[:, :, j], PUBLISHED.loc[methods, t].to_numpy()) for j, t in enumerate(tasks)}
     scopes["average"] = (scores.mean(2), PUBLISHED.loc[methods, tasks].mean(axis=1).to_numpy())
     pairs = list(itertools.combinations(range(len(methods)), 2))
@@ -86,7 +91,8 @@ def orderings(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
             lo, hi = interval(diff[1:])
             pair_rows.append({"scope": scope, "published_winner": methods[hi_m], "published_loser": methods[lo_m],
                               "published_diff": published[hi_m] - published[lo_m], "our_diff": diff[0],
-                              "ci_low": lo, "ci_high": hi, "verdict": PAIR_VERDICTS[verdict(lo, hi)]})
+                              "ci_low": lo, "ci_high": hi, "half_width": (hi - lo) / 2, "n_seeds": n_seeds,
+                              "verdict": PAIR_VERDICTS[verdict(lo, hi, n_seeds=n_seeds)]})
     return {"beside": pd.DataFrame(beside_rows), "ordering": pd.DataFrame(order_rows), "pairs": pd.DataFrame(pair_rows)}
 
 

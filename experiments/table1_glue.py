@@ -34,9 +34,10 @@ def dry_run(prof: dict) -> None:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from iapt.baselines.registry import count_trainable
+    from iapt.baselines.registry import METHODS, count_trainable, size_for_budget
     with torch.device("meta"):
         skeleton = LlamaForCausalLM(LlamaConfig(**LLAMA2_7B))
+    budget = count_trainable("iapt", skeleton, None)   # a row without a size is sized to IAPT's default count
     print(f"backbone {prof['backbone']} (architecture from its published config; weights not loaded); data: "
           + ("the hub's GLUE/SuperGLUE/SQuAD under the paper's split protocol (iapt.data.hub)"
              if prof.get("data") == "hub" else "the embedded data"))
@@ -44,10 +45,12 @@ def dry_run(prof: dict) -> None:
         print(f"{len(rows)} methods × {len(tasks)} tasks ({', '.join(tasks)}) × {len(seeds)} seeds, "
               f"lr {prof['lrs']}, {prof['train']}")
         for r in rows:
-            print(f"  {r.name:15s} size {r.size if r.size else 'default/budget'}: "
-                  f"{count_trainable(r.method, skeleton, r.size, total_steps=10):>12,d} tunable parameters"
-                  + (f" (training {r.train})" if r.train else ""))
-    print("run it with: accelerate launch experiments/table1_glue.py --profile paper (needs GPUs and hub access)")
+            size = r.size if r.size is not None else size_for_budget(r.method, skeleton, budget, **r.options)
+            knob = f"{METHODS[r.method].size_name}={size}" if size is not None else "fixed size"
+            count = count_trainable(r.method, skeleton, size, total_steps=10, **r.options)
+            print(f"  {r.name:15s} {knob:22s}{' ' + str(r.options) if r.options else ''}: {count:>12,d} tunable "
+                  f"parameters" + (f" (training {r.train})" if r.train else ""))
+    print("run it with: accelerate launch -m experiments.table1_glue --profile paper (needs GPUs and hub access)")
 
 
 def verdicts(df: pd.DataFrame) -> pd.DataFrame:

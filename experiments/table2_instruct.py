@@ -163,7 +163,7 @@ def dry_run(prof: dict) -> None:
     print("The paper tunes on Alpaca and evaluates MT-Bench (GPT-4 judge), MMLU and BBH. This profile tunes on\n"
           "Natural Instructions v1 (from the BIG-bench archive `make setup` downloads) and evaluates all held-out NI\n"
           "examples, the full MMLU test split and the BBH-style tasks; MT-Bench needs a GPT-4 judge and is not run\n"
-          "(no judge is faked). On a GPU machine: accelerate launch experiments/table2_instruct.py --profile paper")
+          "(no judge is faked). On a GPU machine: accelerate launch -m experiments.table2_instruct --profile paper")
 
 
 @cli

@@ -141,12 +141,19 @@ def verdict_lines(name: str, other: str, folder: str = "") -> list[str]:
         return []
     if "scope" in verdicts.columns:
         verdicts = verdicts[verdicts.scope == "all"]
-    seeds = "seeds" in verdicts.columns   # the seeds both rows have (older verdict files lack the column)
-    return ["", *markdown(["claim", "compared with", *(["seeds"] if seeds else []), "difference", "95 % interval",
+    return ["", *markdown(["claim", "compared with", r"seeds (\|S\|)", "difference", "95 % interval (± half-width)",
                            "verdict"],
-                          [[r["claim"], r[other], *([r["seeds"]] if seeds else []), f"{r['diff']:+.3f}",
-                            f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]", r["verdict"]]
+                          [[r["claim"], r[other], seed_cell(r), f"{r['diff']:+.3f}", interval_cell(r), r["verdict"]]
                            for r in verdicts.to_dict("records")])]
+
+
+def seed_cell(r: dict) -> str:
+    """The seeds both rows have and their count (older verdict files lack the count)."""
+    return f"{r['seeds']} ({int(r['n_seeds'])})" if "n_seeds" in r else str(r.get("seeds", ""))
+
+
+def interval_cell(r: dict) -> str:
+    return f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] (± {(r['ci_high'] - r['ci_low']) / 2:.3f})"
 
 
 def table2_table(summary: pd.DataFrame, meta: dict, folder: str = "") -> list[str]:
@@ -179,10 +186,12 @@ def reference_lines(summary: pd.DataFrame, meta: dict, folder: str = "") -> list
     pairs = _read(f"{folder}reference_commonsense_pairs.csv")
     if pairs is not None and len(pairs):
         p = pairs[pairs.scope == "average"]
-        lines += ["", *markdown(["published order (average)", "published difference", "ours", "95 % interval", "verdict"],
-                                [[f"{r.published_winner} > {r.published_loser}", f"{r.published_diff:+.3f}",
-                                  f"{r.our_diff:+.3f}", f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}]", r.verdict]
-                                 for r in p.itertuples()])]
+        lines += ["", *markdown(["published order (average)", "published difference", "ours",
+                                 "95 % interval (± half-width)", r"\|S\|", "verdict"],
+                                [[f"{r['published_winner']} > {r['published_loser']}", f"{r['published_diff']:+.3f}",
+                                  f"{r['our_diff']:+.3f}", interval_cell(r), str(int(r.get("n_seeds", 0)) or "–"),
+                                  r["verdict"]]
+                                 for r in p.to_dict("records")])]
     return lines
 
 
@@ -229,8 +238,52 @@ def table5_table(df: pd.DataFrame, meta: dict) -> list[str]:
             f"{meta['wall_time_s'] / 60:.0f} min."]
 
 
+# The front page's claims: (claim, [(verdict file, column naming the other row, its value, scope or None)], page)
+CLAIMS = [
+    ("1. IAPT beats the other prompt-based methods",
+     [("table1", "iapt_vs", m, "sst2") for m in ("prompt_tuning", "prefix_tuning", "idpg", "lpt")]
+     + [("table2", "iapt_vs", m, "ni") for m in ("prompt_tuning", "prefix_tuning")],
+     "[Table 1](docs/table1.md), [Table 2](docs/table2.md)"),
+    ("2. IAPT is competitive with the LoRA family (≤ 2 points below)",
+     [("table1", "iapt_vs", m, "sst2") for m in ("lora", "adalora", "ia3")] + [("table2", "iapt_vs", "lora", "ni")],
+     "[Table 1](docs/table1.md), [Table 2](docs/table2.md)"),
+    ("3. Learned layer-wise rationals beat a fixed activation",
+     [("table3", "learned_vs", m, None) for m in ("fixed gelu", "rational, frozen at GELU", "fixed relu")],
+     "[Tables 3–4](docs/tables3-4.md)"),
+    ("4. Four soft tokens suffice",
+     [("table4", "defaults_vs", m, None) for m in ("8 soft tokens", "16 soft tokens")], "[Tables 3–4](docs/tables3-4.md)"),
+    ("5. Self-attention pooling beats mean / max / last",
+     [("table4", "defaults_vs", f"pooler {m}", None) for m in ("mean", "max", "last")], "[Tables 3–4](docs/tables3-4.md)"),
+]
+SHORT = {"reproduced": "reproduced", "contradicted": "contradicted", "not distinguishable at this scale": "not distinguishable"}
+
+
+def claims_table(_: pd.DataFrame, __: dict) -> list[str]:
+    """One line per claim: each comparison's verdict, difference, interval, half-width and |S|, from the
+    verdict CSVs (claim 6, serving speed, from table5.csv)."""
+    rows = []
+    for claim, comparisons, page in CLAIMS:
+        parts = []
+        for table, column, other, scope in comparisons:
+            v = _read(f"{table}_verdicts.csv")
+            r = v[(v[column] == other) & ((v.scope == scope) if scope else True)].iloc[0]
+            where = f"{scope}, " if scope else ""
+            parts.append(f"{where}vs {other}: {SHORT.get(r.verdict, r.verdict)} {r['diff']:+.3f} "
+                         f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}] (± {r.half_width:.3f}, \|S\| = {int(r.n_seeds)})")
+        rows.append([claim, "; ".join(parts), page])
+    t5 = _read("table5.csv")
+    if t5 is not None:
+        tps = t5[t5.factor == "central"].set_index("method").tokens_per_s
+        rows.append(["6. IAPT serves a multi-tenant batch faster than unmerged LoRA",
+                     f"{tps['iapt'] / tps['lora_peft']:.2f}× peft's mixed-batch LoRA, {tps['iapt'] / tps['lora_gathered']:.2f}× "
+                     "our gathered all-linear LoRA (tokens/s at the central point; a benchmark, not a bootstrap)",
+                     "[Table 5](docs/table5.md)"])
+    return markdown(["claim", "verdicts here (difference, 95 % interval, half-width, seeds)", "page"], rows)
+
+
 # README block -> (results CSV, the make target that writes it, renderer)
-BLOCKS = {"zeroshot": ("zeroshot.csv", "zeroshot", zeroshot_table),
+BLOCKS = {"claims": ("table1_verdicts.csv", "table1", claims_table),
+          "zeroshot": ("zeroshot.csv", "zeroshot", zeroshot_table),
           "overhead": ("overhead.csv", "overhead", overhead_table),
           "probe": ("iapt_defaults_probe.csv", "probe", probe_table),
           "probe_ni": ("iapt_defaults_probe_ni.csv", "probe PROBE_TASK=ni", probe_table),

@@ -1,5 +1,6 @@
 """End-to-end runs of the experiment scripts on their smoke profile, into temporary folders only."""
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -123,6 +124,10 @@ def test_table1_paper_dry_run_counts_parameters(capsys):
     table1_glue.main(["--profile", "paper", "--dry-run"])
     out = capsys.readouterr().out
     assert "83,927,424" in out       # IAPT at m = 320 on LLaMA-2 7B, as published
+    counts = dict(re.findall(r"^  (\w+) .*?([\d,]+) tunable parameters$", out, re.M))
+    assert counts["lora"] == "79,953,920"             # r = 32, as the paper states
+    assert counts["prefix_tuning"] == "84,459,836"    # 16 reparameterised tokens: the count MiLoRA reports
+    assert all(int(c.replace(",", "")) > 30_000_000 for m, c in counts.items() if m not in ("prompt_tuning", "ia3"))
 
 
 def test_table5_varies_batch_below_the_central_tenant_count():

@@ -1,8 +1,14 @@
-"""Paired bootstrap over test examples (and seeds) and the verdict rule (docs/reproducing.md, "Verdicts").
+"""The crossed, paired bootstrap over seeds and test examples, and the verdict rule (docs/reproducing.md,
+"Verdicts").
 
-A method's score on a task is its per-example correctness averaged over seeds; the difference between two
-methods is resampled by drawing the same test examples for both. Over several tasks the difference is the
-mean of the per-task differences, each task resampled on its own.
+A row's score on a task is its per-example correctness averaged over seeds and examples. A replicate redraws
+both sources of noise at once: |S| seeds with replacement — the same seeds for every row compared (seed s fixes
+every method's data order, so seeds pair) and for every task evaluated on the same trained cells (Table 2's ni,
+mmlu and bbh) — and one set of test examples per task, applied to every drawn seed and every row (the test split
+is shared by all seeds: drawing it per seed would shrink the interval again). Over several tasks a statistic is
+the mean of the per-task ones under that joint draw. With one seed nothing estimates seed variance: such a
+comparison gets its own label and is never called reproduced or contradicted; with 3 seeds it is estimated
+coarsely.
 """
 from __future__ import annotations
 
@@ -10,23 +16,55 @@ import numpy as np
 import pandas as pd
 
 REPRODUCED, CONTRADICTED, NOT_DISTINGUISHABLE = "reproduced", "contradicted", "not distinguishable at this scale"
+ONE_SEED = "one seed: seed variance not included"
+CHUNK = 250   # replicates per matrix product (bounds memory on test splits of 10 k examples)
 
 
-def paired_bootstrap(a: dict[str, np.ndarray], b: dict[str, np.ndarray], n_boot: int = 2000,
-                     seed: int = 0) -> tuple[float, float, float]:
-    """Mean over tasks of (a − b) and its 95 % interval. a[task], b[task]: (seeds, examples) scores."""
+def _counts(rng, n: int, n_boot: int) -> np.ndarray:
+    """(n_boot, n) how often each of n items is drawn when n are drawn with replacement."""
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(float)
+
+
+def crossed_means(scores: dict[str, np.ndarray], groups: dict[str, object] | None = None, n_boot: int = 2000,
+                  seed: int = 0) -> dict[str, np.ndarray]:
+    """task -> (n_boot + 1, rows) mean scores, index 0 the observed one. scores[task]: (rows, seeds, examples),
+    every row on the same seeds (in the same order) and examples. Tasks with the same `groups` value share their
+    seed draw (default: each task its own)."""
     rng = np.random.default_rng(seed)
+    groups = groups or {task: task for task in scores}
+    seed_draws = {}
+    for task in sorted(scores):        # one seed draw per group, in a fixed order
+        g = groups[task]
+        if g not in seed_draws:
+            seed_draws[g] = _counts(rng, np.shape(scores[task])[1], n_boot)
+    out = {}
+    for task in sorted(scores):
+        x = np.asarray(scores[task], float)                          # rows, S, N
+        rows, s, n = x.shape
+        c, w = seed_draws[groups[task]], _counts(rng, n, n_boot)
+        if c.shape[1] != s:
+            raise ValueError(f"{task}: {s} seeds, but its group's other tasks have {c.shape[1]}")
+        means = np.empty((n_boot + 1, rows))
+        means[0] = x.mean((1, 2))
+        for start in range(0, n_boot, CHUNK):
+            wc, cc = w[start:start + CHUNK], c[start:start + CHUNK]
+            xw = x @ wc.T                                            # rows, S, chunk: each seed's resampled sum
+            means[1 + start:1 + start + len(wc)] = (xw * cc.T[None]).sum(1).T / (s * n)
+        out[task] = means
+    return out
+
+
+def paired_bootstrap(a: dict[str, np.ndarray], b: dict[str, np.ndarray], groups: dict | None = None,
+                     n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean over tasks of (a − b) and its 95 % interval. a[task], b[task]: (seeds, examples) scores on the same
+    seeds; `groups` as in `crossed_means`."""
     tasks = sorted(set(a) & set(b))
     if not tasks:
         raise ValueError("no task scored for both methods")
-    point, boots = 0.0, np.zeros(n_boot)
-    for task in tasks:
-        diff = np.asarray(a[task], float).mean(0) - np.asarray(b[task], float).mean(0)   # per example
-        point += diff.mean()
-        idx = rng.integers(0, len(diff), size=(n_boot, len(diff)))
-        boots += diff[idx].mean(1)
-    point, boots = point / len(tasks), boots / len(tasks)
-    return (float(point), *interval(boots))
+    means = crossed_means({t: np.stack([np.asarray(a[t], float), np.asarray(b[t], float)]) for t in tasks},
+                          {t: (groups or {}).get(t, t) for t in tasks}, n_boot, seed)
+    diff = np.mean([m[:, 0] - m[:, 1] for m in means.values()], axis=0)
+    return (float(diff[0]), *interval(diff[1:]))
 
 
 def interval(boots: np.ndarray) -> tuple[float, float]:
@@ -37,9 +75,12 @@ def interval(boots: np.ndarray) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def verdict(lo: float, hi: float, margin: float = 0.0) -> str:
+def verdict(lo: float, hi: float, margin: float = 0.0, n_seeds: int | None = None) -> str:
     """The claim is "a − b > −margin": reproduced when the whole interval is above −margin, contradicted when
-    it is below, otherwise not distinguishable (margin 0: "a beats b"; margin > 0: "a is competitive with b")."""
+    it is below, otherwise not distinguishable (margin 0: "a beats b"; margin > 0: "a is competitive with b").
+    With one seed the interval holds example noise only, so it decides nothing."""
+    if n_seeds == 1:
+        return ONE_SEED
     if lo > -margin:
         return REPRODUCED
     if hi < -margin:
@@ -48,24 +89,29 @@ def verdict(lo: float, hi: float, margin: float = 0.0) -> str:
 
 
 def per_example(df: pd.DataFrame, row: str) -> dict:
-    """task -> (seeds, test examples) per-example scores of one row."""
+    """task -> (seeds, test examples) per-example scores of one row, by seed."""
     return {task: [[float(x) for x in v.split()] for v in g.sort_values("seed")["test_correct"]]
             for task, g in df[df.row == row].groupby("task")}
 
 
 def compare_rows(df: pd.DataFrame, a: str, b: str, margin: float = 0.0, tasks: list[str] | None = None) -> dict | None:
-    """Row a − row b over the tasks both have (or `tasks`): paired bootstrap over test examples and the seeds both
-    rows have on that task (a three-seed core row against a seed-0-only extended row: seed 0), and its verdict."""
-    sa, sb, seeds = {}, {}, set()
+    """Row a − row b over the tasks both have (or `tasks`), each on the seeds both rows have there (a three-seed
+    core row against a seed-0-only extended row: seed 0): the crossed bootstrap, |S| (the fewest seeds of any
+    task), the interval's half-width, and the verdict. Tasks scored from the same trained cells (rows that share
+    a `cell`) share their seed draw."""
+    sa, sb, seeds, groups = {}, {}, set(), {}
     for task in tasks or sorted(set(df[df.row == a].task)):
         on_task = df[df.task == task]
         shared = set(on_task[on_task.row == a].seed) & set(on_task[on_task.row == b].seed)
         if shared:
-            paired = on_task[on_task.seed.isin(shared)]
+            paired = on_task[on_task.seed.isin(shared)].sort_values("seed")
             sa[task], sb[task] = per_example(paired, a)[task], per_example(paired, b)[task]
             seeds |= shared
+            groups[task] = tuple(sorted(paired.loc[paired.row.isin([a, b]), "cell"])) if "cell" in paired else task
     if not sa:
         return None
-    diff, lo, hi = paired_bootstrap(sa, sb)
-    return {"tasks": " ".join(sa), "seeds": " ".join(str(s) for s in sorted(seeds)), "diff": diff, "ci_low": lo,
-            "ci_high": hi, "margin": margin, "verdict": verdict(lo, hi, margin)}
+    diff, lo, hi = paired_bootstrap(sa, sb, groups)
+    n_seeds = min(len(v) for v in sa.values())
+    return {"tasks": " ".join(sa), "seeds": " ".join(str(s) for s in sorted(seeds)), "n_seeds": n_seeds,
+            "diff": diff, "ci_low": lo, "ci_high": hi, "half_width": (hi - lo) / 2, "margin": margin,
+            "verdict": verdict(lo, hi, margin, n_seeds)}
