@@ -7,12 +7,11 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from iapt.baselines.registry import METHODS
+from iapt.baselines.registry import METHODS, method_options
 from iapt.data.tasks import TASKS
 from iapt.errors import UserError
 from iapt.harness.grid import Row
-from iapt.harness.runinfo import RESULTS
-from iapt.method.config import IAPTConfig
+from iapt.harness.runinfo import RESULTS, read_results
 from iapt.training.config import TrainConfig
 
 HERE = Path(__file__).resolve().parent
@@ -30,7 +29,7 @@ def zeroshot_floors(prof: dict, backbone: str, store=None) -> pd.DataFrame | Non
     path = RESULTS / "zeroshot.csv"
     if not path.exists():
         return None
-    floors = pd.read_csv(path)
+    floors = read_results(path)
     return floors[(floors.backbone == backbone) & (floors.split == "test")]
 
 
@@ -39,17 +38,6 @@ GRID_KEYS = ("backbone", "shared", "stages", "rows", "tasks", "seeds", "lrs", "n
              "data", "reuse_code_versions", "expected")
 N_KEYS = ("n_train", "n_dev", "n_test")
 TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig))
-IAPT_OPTIONS = tuple(f.name for f in dataclasses.fields(IAPTConfig))
-PEFT_CONFIGS = {"lora": "LoraConfig", "lora_qv": "LoraConfig", "prompt_tuning": "PromptTuningConfig",
-                "prefix_tuning": "PrefixTuningConfig", "adalora": "AdaLoraConfig", "ia3": "IA3Config"}
-
-
-def method_options(method: str) -> tuple[str, ...]:
-    """The options a method takes: IAPTConfig fields for the IAPT family, its peft config's fields otherwise."""
-    if method not in PEFT_CONFIGS:
-        return IAPT_OPTIONS
-    import peft
-    return tuple(f.name for f in dataclasses.fields(getattr(peft, PEFT_CONFIGS[method])))
 
 
 def _check(where: str, what: str, given, valid) -> None:

@@ -19,7 +19,7 @@ from iapt.backbones import DEFAULT_BACKBONE, TINY
 from iapt.training.loop import TrainConfig
 from iapt.harness.scriptargs import chosen_profile, profile_parser
 from iapt.errors import cli
-from iapt.harness.runinfo import RESULTS, run_metadata, write_results
+from iapt.harness.runinfo import RESULTS, read_results, run_metadata, write_results
 from iapt.cli.train import train_cell
 from iapt.training.cell import DEFAULT_LRS, CellSpec
 
@@ -33,7 +33,7 @@ PROFILES = {
 
 
 def floor_of(task: str, backbone: str) -> dict:
-    zs = pd.read_csv(RESULTS / "zeroshot.csv")
+    zs = read_results(RESULTS / "zeroshot.csv")
     rows = zs[(zs.task == task) & (zs.backbone == backbone) & (zs.split == "test")].set_index("method")["metric"]
     return {"zero_shot": float(rows["zero-shot"]), "majority": float(rows["majority-class"])}
 
@@ -50,7 +50,7 @@ def main(argv=None):
     cfg = TrainConfig(seed=args.seed, **prof["train"])
     out = out_dir / "engine_acceptance.csv"
     # rows already in the CSV are kept (their code_version column says which code made them)
-    rows = pd.read_csv(out).to_dict("records") if out.exists() and not args.fresh else []
+    rows = read_results(out).to_dict("records") if out.exists() and not args.fresh else []
     t0 = time.time()
     for method in prof["methods"]:
         if any(r["method"] == method for r in rows):

@@ -27,7 +27,7 @@ from iapt import IAPTConfig, get_iapt_model
 from iapt.backbones import DEFAULT_BACKBONE, TINY, load_backbone
 from iapt.harness.scriptargs import chosen_profile, profile_parser
 from iapt.errors import cli, unknown
-from iapt.harness.runinfo import COMMIT_AT_START, RESULTS, run_metadata, write_results
+from iapt.harness.runinfo import COMMIT_AT_START, RESULTS, read_results, run_metadata, write_results
 from iapt.data.tasks import get_task
 from iapt.data.splits import load_split
 from iapt.training.loop import TrainConfig, train
@@ -65,7 +65,7 @@ def main(argv=None):
     prof, out_dir = chosen_profile(args, PROFILES[args.task], {"cpu": RESULTS})
     filename = "iapt_defaults_probe.csv" if args.task == "sst2" else f"iapt_defaults_probe_{args.task}.csv"
     out = out_dir / filename
-    done = pd.read_csv(out) if out.exists() and not args.fresh else pd.DataFrame()
+    done = read_results(out) if out.exists() and not args.fresh else pd.DataFrame()
     task = get_task(args.task)
     train_ex = load_split(args.task, "train")[: prof["train"]]
     dev_ex = load_split(args.task, "dev")[: prof["dev"]]

@@ -7,7 +7,9 @@ $IAPT_CACHE/models/<name> (default ~/.cache/iapt); later loads take about a seco
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -31,6 +33,67 @@ def position_ids(mask: torch.Tensor, start: int = 0) -> torch.Tensor:
     """Position ids of a padded batch (B, T): each row counts its own tokens from `start`, as generate does;
     padding positions get the last count (they are masked, so their value never reaches a token's output)."""
     return start + (mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+# The config fields that fix what an adapter was trained against (loading options such as dtype or the attention
+# implementation are left out: they do not change which backbone it is).
+IDENTITY_FIELDS = ("model_type", "num_hidden_layers", "hidden_size", "intermediate_size", "num_attention_heads",
+                   "num_key_value_heads", "head_dim", "vocab_size", "max_position_embeddings", "rope_parameters",
+                   "rope_theta", "rms_norm_eps", "tie_word_embeddings", "bos_token_id", "eos_token_id", "pad_token_id",
+                   "sliding_window", "hidden_act")
+IDENTITY_FILE = "backbone.json"
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:12]
+
+
+def backbone_identity(model) -> dict:
+    """What a saved adapter records about the backbone it was trained on: its name, architecture and sizes, a
+    digest of its config's structural fields, and a digest of its vocabulary's embeddings (the first 256 rows, in
+    bf16 so that a backbone loaded in fp32 or bf16 reads alike). Two backbones of the same shape — an instruct
+    model and its base — differ in the last."""
+    config = model.config
+    text = config.get_text_config()
+    structure = {k: getattr(text, k, None) for k in IDENTITY_FIELDS}
+    rows = model.get_input_embeddings().weight[:256]
+    vocab = None if rows.device.type == "meta" else _digest(rows.detach().to("cpu", torch.bfloat16).view(torch.int16).numpy().tobytes())
+    return {"name": config._name_or_path or type(model).__name__,
+            "architecture": (config.architectures or [type(model).__name__])[0],
+            "model_type": text.model_type, "num_layers": text.num_hidden_layers, "hidden_size": text.hidden_size,
+            "vocab_size": text.vocab_size, "config_digest": _digest(json.dumps(structure, sort_keys=True, default=str).encode()),
+            "vocabulary_digest": vocab}
+
+
+def record_backbone(model, folder) -> None:
+    """Write the backbone's identity beside an adapter (backbone.json)."""
+    (Path(folder) / IDENTITY_FILE).write_text(json.dumps(backbone_identity(model), indent=1) + "\n")
+
+
+def saved_backbone(folder) -> dict | None:
+    """The identity an adapter folder records (None for adapters saved before identities were recorded)."""
+    path = Path(folder) / IDENTITY_FILE
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} cannot be read ({e}): it is truncated or not JSON; save the adapter again") from None
+
+
+def check_backbone(model, saved: dict | None, adapter) -> None:
+    """Refuse to load an adapter on a backbone other than the one it was trained on, naming both."""
+    if saved is None:
+        return
+    found = backbone_identity(model)
+    differ = [k for k in saved if k not in ("name", "architecture") and saved[k] is not None
+              and found.get(k) is not None and saved[k] != found[k]]
+    if differ:
+        def show(identity):
+            return (f"{identity['name']} ({identity['model_type']}, {identity['num_layers']} layers, hidden "
+                    f"{identity['hidden_size']}, vocabulary {identity['vocab_size']})")
+        raise UserError(f"the adapter {adapter} was trained on {show(saved)}, but this backbone is {show(found)}: "
+                        f"their {', '.join(differ)} differ. Load the backbone it was trained on.")
 
 
 def cache_dir() -> Path:
@@ -123,6 +186,7 @@ def load_backbone(name_or_path: str = DEFAULT_BACKBONE, dtype: torch.dtype = tor
 
     if name_or_path == TINY:
         model, tokenizer = tiny_backbone()
+        model.config._name_or_path = TINY
         return (model.to(device) if device else model), tokenizer
     source, embedded = resolve(name_or_path)
     try:

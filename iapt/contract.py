@@ -16,8 +16,12 @@ is a `TunedModel`. The training loop (iapt.training), the evaluator (iapt.evalua
 - `extra_state()` / `load_extra_state(state)`: state beyond the tunable weights that a resumed run needs.
 - `describe()`: what the records say about the method: name, size knob, options, parameter counts, and
   `rationals()` (the learned activations) where there are any.
+- `frozen_backbone()`: the Hugging Face model underneath (a saved adapter records its identity).
 - `save_pretrained(path)` / `from_pretrained(backbone, path)` (see iapt.baselines.registry for the
   method-independent `save_method` / `load_method`).
+- Under `transformers.Trainer`, `forward` also takes `num_items_in_batch` (the labelled tokens of the whole
+  accumulated batch): the loss is then their sum over that count, so gradient accumulation gives the same update
+  as one large batch (`accepts_loss_kwargs` tells Trainer not to divide it again).
 """
 from __future__ import annotations
 
@@ -51,6 +55,7 @@ class ParameterGroups:
 
 class TunedModel(nn.Module):
     """A frozen backbone plus a method's tunable parameters; see the module docstring for the contract."""
+    accepts_loss_kwargs = True   # transformers.Trainer: forward normalises by num_items_in_batch itself
 
     def __init__(self, identity: MethodIdentity):
         super().__init__()
@@ -61,20 +66,26 @@ class TunedModel(nn.Module):
         """(B, T, V), or (B, len(positions), V) at the given caller positions (1-D, ascending)."""
         raise NotImplementedError
 
-    def training_loss(self, input_ids, attention_mask, instruction_mask, labels) -> CausalLMOutputWithPast:
-        """Next-token cross-entropy over the labelled tokens; the head runs only where a label is predicted."""
+    def training_loss(self, input_ids, attention_mask, instruction_mask, labels,
+                      num_items_in_batch=None) -> CausalLMOutputWithPast:
+        """Next-token cross-entropy over the labelled tokens (their mean, or their sum over `num_items_in_batch`);
+        the head runs only where a label is predicted."""
         positions = label_positions(labels)
         logits = self.logits(input_ids, attention_mask, instruction_mask, positions)
-        return CausalLMOutputWithPast(loss=loss_at(logits, labels, positions), logits=logits)
+        return CausalLMOutputWithPast(loss=loss_at(logits, labels, positions, num_items_in_batch), logits=logits)
 
-    def forward(self, input_ids, attention_mask=None, instruction_mask=None, labels=None, logit_positions=None):
+    def forward(self, input_ids, attention_mask=None, instruction_mask=None, labels=None, logit_positions=None,
+                num_items_in_batch=None):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         if labels is not None:
-            return self.training_loss(input_ids, attention_mask, instruction_mask, labels)
+            return self.training_loss(input_ids, attention_mask, instruction_mask, labels, num_items_in_batch)
         return CausalLMOutputWithPast(logits=self.logits(input_ids, attention_mask, instruction_mask, logit_positions))
 
     def generate(self, input_ids, attention_mask=None, instruction_mask=None, **generate_kwargs) -> torch.Tensor:
+        raise NotImplementedError
+
+    def frozen_backbone(self) -> nn.Module:
         raise NotImplementedError
 
     # --- training --------------------------------------------------------------------------------

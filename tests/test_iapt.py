@@ -2,6 +2,8 @@
 import pytest
 import torch
 
+from iapt.errors import UserError
+
 from tests.conftest import ARCHS, randomize, tiny_model
 from iapt import IAPTConfig, IAPTModel, get_iapt_model
 
@@ -139,6 +141,9 @@ def test_save_load_reproduces_logits_and_rejects_wrong_backbone(tmp_path):
     torch.testing.assert_close(model(input_ids=IDS, attention_mask=MASK).logits,
                                reloaded(input_ids=IDS, attention_mask=MASK).logits, atol=0, rtol=0)
     assert reloaded.generators["0"].down is reloaded.generators["2"].down  # sharing survives the round trip
+    with pytest.raises(UserError, match="trained on LlamaForCausalLM .* but this backbone is Qwen2ForCausalLM"):
+        IAPTModel.from_pretrained(tiny_model("qwen2"), tmp_path)
+    (tmp_path / "backbone.json").unlink()       # an adapter saved before identities were recorded: the shape check
     with pytest.raises(ValueError, match="trained on a backbone"):
         IAPTModel.from_pretrained(tiny_model("qwen2"), tmp_path)
 

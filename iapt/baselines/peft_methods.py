@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..backbones import position_ids
+from ..backbones import position_ids, record_backbone
 from ..contract import MethodIdentity, TunedModel
 
 
@@ -97,6 +97,10 @@ class PeftMethod(TunedModel):
 
     def save_pretrained(self, path) -> None:
         self.peft_model.save_pretrained(str(path))
+        record_backbone(self.frozen_backbone(), path)
+
+    def frozen_backbone(self) -> torch.nn.Module:
+        return self.peft_model.get_base_model()
 
 
 
@@ -104,9 +108,10 @@ class AdaLoraMethod(PeftMethod):
     """AdaLoRA: its loss carries an orthogonality penalty, and its ranks are reallocated after every step from
     importance scores that a resumed run must restore."""
 
-    def training_loss(self, input_ids, attention_mask, instruction_mask, labels):
+    def training_loss(self, input_ids, attention_mask, instruction_mask, labels, num_items_in_batch=None):
         # the penalty is added by peft's own forward: train through that loss
-        out = self.peft_model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+        counted = {} if num_items_in_batch is None else {"num_items_in_batch": num_items_in_batch}
+        out = self.peft_model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, **counted)
         out.logits = out.logits[:, -input_ids.shape[1]:]
         return out
 
@@ -133,6 +138,9 @@ class BareBackbone(TunedModel):
         for p in backbone.parameters():
             p.requires_grad_(False)
         self.identity.total_params = sum(p.numel() for p in backbone.parameters())
+
+    def frozen_backbone(self) -> torch.nn.Module:
+        return self.backbone
 
     def logits(self, input_ids, attention_mask, instruction_mask, positions=None) -> torch.Tensor:
         if positions is None:

@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass, field
+import os
+import shutil
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import torch
 
+from ..backbones import check_backbone, saved_backbone
 from ..contract import MethodIdentity, TunedModel
 from ..method.config import IAPTConfig
-from ..errors import unknown
+from ..errors import UserError, unknown
 from ..method.model import IAPTModel
 from .peft_methods import AdaLoraMethod, PeftMethod
 
@@ -69,6 +72,28 @@ def check_method(name: str) -> Method:
     return METHODS[name]
 
 
+PEFT_CONFIGS = {"lora": "LoraConfig", "lora_qv": "LoraConfig", "prompt_tuning": "PromptTuningConfig",
+                "prefix_tuning": "PrefixTuningConfig", "adalora": "AdaLoraConfig", "ia3": "IA3Config"}
+
+
+def method_options(name: str) -> tuple[str, ...]:
+    """The options a method takes (not its size knob, which `size` sets): IAPTConfig's fields for the IAPT
+    family, its peft config's fields for the others."""
+    spec = check_method(name)
+    if name in PEFT_METHODS:
+        import peft
+        names = [f.name for f in fields(getattr(peft, PEFT_CONFIGS[name]))]
+    else:
+        names = [f.name for f in fields(IAPTConfig) if not f.name.startswith("base_")]
+    return tuple(n for n in names if n not in (spec.size_name, "task_type", "peft_type"))
+
+
+def check_options(name: str, options: dict) -> None:
+    valid = method_options(name)
+    if wrong := sorted(set(options) - set(valid)):
+        raise UserError(f"unknown option(s) {', '.join(wrong)} for {name}; valid: {', '.join(valid)}")
+
+
 def _num_layers(backbone) -> int:
     return backbone.config.get_text_config().num_hidden_layers
 
@@ -92,30 +117,34 @@ def iapt_family_config(name: str, backbone, size: int, options: dict) -> IAPTCon
 
 
 def peft_config(name: str, backbone, size: int, total_steps: int | None, options: dict):
+    """The peft config of a baseline at `size`; `options` override any of our settings (e.g. lora_alpha)."""
     import peft
     task = peft.TaskType.CAUSAL_LM
     if name in ("lora", "lora_qv"):
         targets = LORA_ALL if name == "lora" else ["q_proj", "v_proj"]
-        return peft.LoraConfig(r=size, lora_alpha=2 * size, target_modules=targets, lora_dropout=0.0, task_type=task,
-                               **options)
-    if name == "prompt_tuning":
-        return peft.PromptTuningConfig(num_virtual_tokens=size, task_type=task, **options)
-    if name == "prefix_tuning":
-        return peft.PrefixTuningConfig(num_virtual_tokens=size, task_type=task, **options)
-    if name == "ia3":
-        return peft.IA3Config(task_type=task, **options)
-    if name == "adalora":
+        ours, cls = dict(r=size, lora_alpha=2 * size, target_modules=targets, lora_dropout=0.0), peft.LoraConfig
+    elif name == "prompt_tuning":
+        ours, cls = dict(num_virtual_tokens=size), peft.PromptTuningConfig
+    elif name == "prefix_tuning":
+        ours, cls = dict(num_virtual_tokens=size), peft.PrefixTuningConfig
+    elif name == "ia3":
+        ours, cls = {}, peft.IA3Config
+    elif name == "adalora":
         # AdaLoRA prunes from init_r towards target_r between tinit and total - tfinal, every deltaT steps.
         total = total_steps or 1000
-        return peft.AdaLoraConfig(init_r=size, target_r=max(1, round(2 * size / 3)), target_modules=LORA_ALL,
-                                  total_step=total, tinit=max(1, total // 10), tfinal=max(1, total // 5),
-                                  deltaT=max(1, total // 50), lora_alpha=2 * size, task_type=task, **options)
-    raise unknown("peft method", name, list(PEFT_METHODS))
+        ours = dict(init_r=size, target_r=max(1, round(2 * size / 3)), target_modules=LORA_ALL, total_step=total,
+                    tinit=max(1, total // 10), tfinal=max(1, total // 5), deltaT=max(1, total // 50),
+                    lora_alpha=2 * size)
+        cls = peft.AdaLoraConfig
+    else:
+        raise unknown("peft method", name, list(PEFT_METHODS))
+    return cls(task_type=task, **{**ours, **options})
 
 
 def build_sized(name: str, backbone, size: int | None, total_steps: int | None = None, **options) -> TunedModel:
     """Attach method `name` at an explicit size to `backbone` (frozen; peft methods modify it in place)."""
     spec = check_method(name)
+    check_options(name, options)
     size = spec.default_size if size is None else size
     identity = MethodIdentity(name, spec.size_name, size, dict(options))
     if name in PEFT_METHODS:
@@ -153,28 +182,73 @@ def build_method(name: str, backbone, budget: int | None = None, size: int | Non
     return build_sized(name, backbone, size, total_steps, **options)
 
 
-# --- persistence: the method's own format plus method.json --------------------------------------
+# --- persistence: the method's own format plus method.json and backbone.json ------------------------
+def write_adapter(model, folder, **extra) -> None:
+    """The adapter in the method's own format (with the backbone's identity) and its method.json, in `folder`."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    (folder / METHOD_FILE).write_text(json.dumps({**model.describe(), **extra}, indent=1) + "\n")
+
+
 def save_method(model, path, **extra) -> None:
+    """`write_adapter` into `path`, atomically: into a new folder beside it, then renamed, so that a kill leaves
+    the old adapter or the new one, never half of one."""
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(path)
-    (path / METHOD_FILE).write_text(json.dumps({**model.describe(), **extra}, indent=1) + "\n")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    write_adapter(model, tmp, **extra)
+    old = path.with_name(f".{path.name}.old-{os.getpid()}")
+    if path.exists():
+        path.rename(old)
+    tmp.rename(path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def read_json(path: Path, what: str) -> dict:
+    """A saved JSON file, or one clear message naming it when it is missing, truncated or not JSON."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path.parent} is not a saved adapter ({path.name} missing)") from None
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"the {what} {path} cannot be read ({e}); it is truncated or not JSON: save the adapter "
+                        "again (retrain the cell with --fresh)") from None
+
+
+def adapter_info(path) -> dict:
+    """A saved adapter's method.json (method, size, options, task, backbone, …), with one clear message when
+    the folder is not an adapter or the file is damaged."""
+    path = Path(path)
+    if not (path / METHOD_FILE).exists():
+        raise UserError(f"{path} is not a saved adapter ({METHOD_FILE} missing); adapters are written by "
+                        "`iapt-train` into <cell folder>/adapter")
+    return read_json(path / METHOD_FILE, "adapter description")
 
 
 def load_method(backbone, path) -> TunedModel:
-    """Rebuild a saved adapter of any method on `backbone` (the one it was trained on), for use, not training."""
+    """Rebuild a saved adapter of any method on `backbone` (the one it was trained on, which is checked), for
+    use, not training."""
     path = Path(path)
-    if not (path / METHOD_FILE).exists():
-        raise FileNotFoundError(f"{path} is not a saved adapter ({METHOD_FILE} missing)")
-    info = json.loads((path / METHOD_FILE).read_text())
-    name = info["method"]
-    identity = MethodIdentity(name, METHODS[name].size_name, info["size"], info["options"])
-    if name in PEFT_METHODS:
-        import peft
-        wrapper = AdaLoraMethod if name == "adalora" else PeftMethod
-        model = wrapper(peft.PeftModel.from_pretrained(backbone, str(path)), identity)
-    else:
-        model = IAPTModel.from_pretrained(backbone, path, identity)
+    info = adapter_info(path)
+    check_backbone(backbone, saved_backbone(path), path)   # (adapters saved before identities were recorded: none)
+    try:
+        name = info["method"]
+        identity = MethodIdentity(name, check_method(name).size_name, info["size"], info["options"])
+    except (KeyError, TypeError) as e:
+        raise UserError(f"{path / METHOD_FILE} lacks {e}: it was not written by save_method") from None
+    try:
+        if name in PEFT_METHODS:
+            import peft
+            wrapper = AdaLoraMethod if name == "adalora" else PeftMethod
+            model = wrapper(peft.PeftModel.from_pretrained(backbone, str(path)), identity)
+        else:
+            model = IAPTModel.from_pretrained(backbone, path, identity)
+    except UserError:
+        raise
+    except Exception as e:   # safetensors, peft and torch raise many kinds for a truncated weights file
+        raise UserError(f"the adapter weights in {path} cannot be loaded ({type(e).__name__}: {e}); the files are "
+                        "truncated or do not match their config: save the adapter again") from None
     identity.trainable_params, identity.total_params = info["trainable_params"], info["total_params"]   # as trained
     for p in model.parameters():
         p.requires_grad_(False)

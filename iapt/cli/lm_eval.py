@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import sys
 
+from ..errors import cli
+
 
 def with_our_tasks(argv: list[str]) -> list[str]:
     """lm-eval arguments with our task folder on the include path (for `run`, `ls` and `validate`)."""
@@ -20,7 +22,9 @@ def with_our_tasks(argv: list[str]) -> list[str]:
     return list(argv)
 
 
+@cli
 def main(argv=None) -> None:
+    """lm-eval's CLI; a bad adapter or backbone argument ends in one message, as with iapt-train."""
     from lm_eval._cli import HarnessCLI
     from lm_eval.utils import setup_logging
     argv = with_our_tasks(list(sys.argv[1:] if argv is None else argv))

@@ -11,7 +11,6 @@ greedily after the task's answer delimiter instead.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from dataclasses import replace
@@ -20,7 +19,7 @@ from pathlib import Path
 from ..backbones import load_backbone
 from ..errors import UserError, cli
 from ..evaluation.evaluator import rank_classify
-from ..baselines.registry import METHOD_FILE, load_method
+from ..baselines.registry import adapter_info, load_method
 from ..data.tasks import Example, get_task
 
 
@@ -37,11 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
 @cli
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
-    info_path = args.adapter / METHOD_FILE
-    if not info_path.exists():
-        raise UserError(f"{args.adapter} is not a saved adapter ({METHOD_FILE} missing); adapters are written by "
-                        f"`iapt-train` into <cell folder>/adapter")
-    info = json.loads(info_path.read_text())
+    info = adapter_info(args.adapter)
     backbone, tokenizer = load_backbone(info["backbone"])
     model = load_method(backbone, args.adapter)
     task = get_task(info["task"])

@@ -18,10 +18,10 @@ from dataclasses import fields
 from pathlib import Path
 
 from ..backbones import DEFAULT_BACKBONE, EMBEDDED, TINY, cache_dir
-from ..baselines.registry import METHODS, check_method
+from ..baselines.registry import METHODS, check_method, check_options
 from ..data.tasks import DATA_SOURCES, EMBEDDED_TASKS, TASKS, get_task
 from ..errors import UserError, cli
-from ..harness.store import CellStore
+from ..harness.store import CellStore, read_record
 from ..training.cell import DEFAULT_LRS, CellResult, CellSpec, RunContext, prepare, run_cell
 from ..training.config import THETA_MODES, TrainConfig
 
@@ -33,9 +33,12 @@ def parse_budget(text: str):
     if text in ("iapt", "none"):
         return None if text == "none" else "iapt"
     try:
-        return int(float(text))
+        budget = int(float(text))
     except ValueError:
         raise UserError(f"--budget must be an integer, 'iapt' or 'none', not {text!r}") from None
+    if budget < 1:
+        raise UserError(f"--budget must be a positive number of tunable parameters, not {text!r}")
+    return budget
 
 
 def parse_options(pairs: list[str]) -> dict:
@@ -52,6 +55,37 @@ def parse_options(pairs: list[str]) -> dict:
     return out
 
 
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (argparse then names the flag in its one-line error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def learning_rates(text: str) -> tuple[float, ...]:
+    try:
+        lrs = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise UserError(f"--lrs must be comma-separated numbers, not {text!r}") from None
+    if not all(lr > 0 for lr in lrs):    # (also refuses nan)
+        raise UserError(f"--lrs must be positive learning rates, not {text!r}")
+    return lrs
+
+
+def train_config(kwargs: dict) -> TrainConfig:
+    """The TrainConfig of the flags; its checks (positive batch sizes, steps, …) reported with the flag's name."""
+    try:
+        return TrainConfig(**kwargs)
+    except ValueError as e:
+        name, _, rest = str(e).partition(" ")
+        flag = f"--{name.replace('_', '-')}" if name in kwargs else name
+        raise UserError(f"{flag} {rest}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="iapt-train", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -64,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="comma-separated learning-rate trials, chosen on dev (default: %(default)s)")
     ap.add_argument("--budget", default="iapt", help="target tunable parameters: an integer, 'iapt' (IAPT's default "
                     "count on this backbone; the default) or 'none' (each method's default size)")
-    ap.add_argument("--size", type=int, help="the method's size knob (rank, prompt length, bottleneck); overrides --budget")
+    ap.add_argument("--size", type=positive_int,
+                    help="the method's size knob (rank, prompt length, bottleneck); overrides --budget")
     ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                     help="a method option, e.g. pooler=mean for iapt (IAPTConfig fields) or lora_dropout=0.1 (peft)")
     for f in fields(TrainConfig):
@@ -73,9 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
         kind = {"int": int, "float": float, "str": str}.get(str(f.type).split(" |")[0], str)
         extra = {"choices": THETA_MODES} if f.name == "theta" else {}
         ap.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=f.default, help="default: %(default)s", **extra)
-    ap.add_argument("--train-examples", type=int, help="use only the first N training examples")
-    ap.add_argument("--dev-examples", type=int, help="use only the first N dev examples")
-    ap.add_argument("--test-examples", type=int, help="use only the first N test examples")
+    ap.add_argument("--train-examples", type=positive_int, help="use only the first N training examples")
+    ap.add_argument("--dev-examples", type=positive_int, help="use only the first N dev examples")
+    ap.add_argument("--test-examples", type=positive_int, help="use only the first N test examples")
     ap.add_argument("--data", default="embedded", choices=DATA_SOURCES,
                     help="embedded: the shipped validation sets, re-split (offline); hub: the paper's protocol on the "
                          "hub's GLUE/SuperGLUE/SQuAD (or a local copy under $IAPT_HUB_MIRROR)")
@@ -87,15 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
 def spec_from_args(args) -> CellSpec:
     check_method(args.method)
     get_task(args.task)
-    try:
-        lrs = tuple(float(x) for x in args.lrs.split(","))
-    except ValueError:
-        raise UserError(f"--lrs must be comma-separated numbers, not {args.lrs!r}") from None
+    lrs, options = learning_rates(args.lrs), parse_options(args.option)
+    check_options(args.method, options)
     cfg_kwargs = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name not in ("lr",)}
     cfg_kwargs["patience"] = None if cfg_kwargs["patience"] in (None, 0) else cfg_kwargs["patience"]
-    return CellSpec(args.method, args.task, args.backbone, TrainConfig(**cfg_kwargs), lrs, parse_budget(args.budget),
-                    args.size, parse_options(args.option), args.train_examples, args.dev_examples, args.test_examples,
-                    args.data)
+    return CellSpec(args.method, args.task, args.backbone, train_config(cfg_kwargs), lrs, parse_budget(args.budget),
+                    args.size, options, args.train_examples, args.dev_examples, args.test_examples, args.data)
 
 
 def train_cell(spec: CellSpec, out_dir: Path | None = None, fresh: bool = False) -> CellResult | None:
@@ -108,7 +140,7 @@ def train_cell(spec: CellSpec, out_dir: Path | None = None, fresh: bool = False)
     ctx.accelerator.wait_for_everyone()
     if (out_dir / "result.json").exists():
         print(f"already done: {out_dir / 'result.json'}")
-        return CellResult(json.loads((out_dir / "result.json").read_text()), out_dir, reused=True)
+        return CellResult(read_record(out_dir / "result.json"), out_dir, reused=True)
     return run_cell(cell, out_dir, ctx, str(out_dir))
 
 

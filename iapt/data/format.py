@@ -64,6 +64,35 @@ class Batch:
                 "instruction_mask": self.instruction_mask.to(device)}
 
 
+class InstructionCollator:
+    """A data collator for `transformers.Trainer` (or any DataLoader): examples {"prompt": …, "response": …}
+    become input_ids, attention_mask, instruction_mask (the prompt's tokens) and labels (the response's tokens;
+    -100 elsewhere), right-padded. The strings are joined as given, in the pinned format (the response carries
+    its leading space, e.g. " positive"). Too long: the prompt loses its first tokens, the response is kept (cut
+    at its end only if it alone exceeds `max_length`)."""
+
+    def __init__(self, tokenizer, max_length: int = DEFAULT_MAX_LENGTH, prompt_key: str = "prompt",
+                 response_key: str = "response"):
+        self.tokenizer, self.max_length, self.keys = tokenizer, max_length, (prompt_key, response_key)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+    def encode(self, example: dict) -> dict:
+        try:
+            prompt, response = (example[k] for k in self.keys)
+        except KeyError:
+            raise KeyError(f"InstructionCollator expects examples with keys {self.keys}; this one has "
+                           f"{sorted(example)}") from None
+        context, cont = encode_pair(self.tokenizer, prompt, response)
+        cont = cont[:self.max_length - 1]
+        context = context[max(len(context) + len(cont) - self.max_length, 0):]
+        return {"input_ids": context + cont, "labels": [-100] * len(context) + cont}
+
+    def __call__(self, examples: list[dict]) -> dict:
+        batch = collate([self.encode(ex) for ex in examples], self.pad_id)
+        return {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask,
+                "instruction_mask": batch.instruction_mask, "labels": batch.labels}
+
+
 def collate(features: list[dict], pad_id: int, side: str = "right") -> Batch:
     """Pad encoded features (input_ids, optional labels) into a Batch; labels -100 on padding."""
     width = max(len(f["input_ids"]) for f in features)

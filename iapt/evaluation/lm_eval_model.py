@@ -11,7 +11,6 @@ builds it (`iapt.data.format.encode_pair`), and the two score the same tokens.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from lm_eval.api.model import LM
@@ -24,7 +23,7 @@ from ..contract import TunedModel
 from ..data.format import encode_pair
 from ..errors import UserError
 from .evaluator import generate_texts, score_features
-from ..baselines.registry import METHOD_FILE, load_method
+from ..baselines.registry import adapter_info, load_method
 
 TASKS_DIR = Path(__file__).parent / "lm_eval_tasks"
 
@@ -42,9 +41,7 @@ class IAPTLM(LM):
                 raise UserError("the iapt lm-eval model needs model_args adapter=<saved adapter folder> or backbone=<name>")
             info = {}
             if adapter is not None:
-                if not (Path(adapter) / METHOD_FILE).exists():
-                    raise UserError(f"{adapter} is not a saved adapter ({METHOD_FILE} missing)")
-                info = json.loads((Path(adapter) / METHOD_FILE).read_text())
+                info = adapter_info(adapter)
             model, tokenizer = load_backbone(backbone or info["backbone"])
             if adapter is not None:
                 model = load_method(model, adapter)

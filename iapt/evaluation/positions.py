@@ -17,8 +17,12 @@ def label_positions(labels: torch.Tensor) -> torch.Tensor:
     return (labels[:, 1:] != -100).any(0).nonzero()[:, 0]
 
 
-def loss_at(logits: torch.Tensor, labels: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+def loss_at(logits: torch.Tensor, labels: torch.Tensor, positions: torch.Tensor, num_items=None) -> torch.Tensor:
     """Next-token cross-entropy over every labelled token, from logits at `positions`: the mean over the same
-    (row, token) pairs as the full-sequence loss."""
+    (row, token) pairs as the full-sequence loss, or their sum divided by `num_items` (a count over several
+    accumulated batches)."""
     targets = labels[:, positions + 1]
-    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
+    if num_items is None:
+        return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
+    total = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100, reduction="sum")
+    return total / torch.as_tensor(num_items, device=total.device, dtype=total.dtype)

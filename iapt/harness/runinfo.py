@@ -95,6 +95,18 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def read_results(path: Path):
+    """A results CSV, or one message naming it when it is damaged (results/ is committed: git restores it)."""
+    import pandas as pd
+
+    from ..errors import UserError
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise UserError(f"the results file {path} cannot be read ({type(e).__name__}: {e}); restore it with "
+                        f"`git checkout -- {path}` or rerun the script that writes it") from None
+
+
 def same_table(text: str, path: Path) -> bool:
     """Whether the CSV at `path` already holds this table: the same columns, the same strings, and floats equal to
     1e-9 (a bootstrap's last digits depend on summation order), so that rerunning a finished table rewrites nothing."""

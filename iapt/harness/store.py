@@ -19,6 +19,7 @@ import shutil
 from pathlib import Path
 
 from ..training.cell import CellResult, PreparedCell, RunContext, run_cell, settings_hash
+from ..errors import UserError
 from .runinfo import atomic_write_text
 
 
@@ -28,6 +29,17 @@ def _value(v) -> str:
     if isinstance(v, (list, tuple)):
         return ",".join(_value(x) for x in v)
     return str(v).lower() if v is None or isinstance(v, bool) else str(v)
+
+
+def read_record(path: Path) -> dict:
+    """A cell's result.json, or one message naming it when it is damaged (records are committed: git restores them)."""
+    try:
+        record = json.loads(Path(path).read_text())
+        record["spec"]
+        return record
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
+        raise UserError(f"the cell record {path} cannot be read ({type(e).__name__}: {e}); restore it with "
+                        f"`git checkout -- {path}`, or delete its folder to retrain the cell") from None
 
 
 def readable_name(key: dict, reference: dict) -> str:
@@ -59,8 +71,7 @@ class CellStore:
         if self.records is None:
             return {}
         if self._index is None:   # (no records folder yet: an empty index, which `keep` then fills)
-            self._index = {settings_hash(json.loads(p.read_text())["spec"]): p.parent
-                           for p in self.records.rglob("result.json")}
+            self._index = {settings_hash(read_record(p)["spec"]): p.parent for p in self.records.rglob("result.json")}
         return self._index
 
     def name(self, key: dict) -> str:
@@ -69,7 +80,7 @@ class CellStore:
         base, digest = readable_name(key, self.reference), settings_hash(key)
         for root in (self.cache, self.records):
             held = root / base / "result.json" if root is not None else None
-            if held is not None and held.exists() and settings_hash(json.loads(held.read_text())["spec"]) != digest:
+            if held is not None and held.exists() and settings_hash(read_record(held)["spec"]) != digest:
                 return f"{base}-{digest}"
         return base
 
@@ -85,7 +96,7 @@ class CellStore:
             if found is not None:
                 print(f"already done: {found / 'result.json'}" if version == key["code"]
                       else f"reusing the cell finished at code version {version}: {found}")
-                return CellResult(json.loads((found / "result.json").read_text()), found, reused=True)
+                return CellResult(read_record(found / "result.json"), found, reused=True)
         return None
 
     def _restore(self, record: Path, folder: Path) -> Path:

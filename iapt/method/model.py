@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-from ..backbones import position_ids
+from ..backbones import check_backbone, position_ids, record_backbone, saved_backbone
+from ..errors import UserError
 from ..contract import MethodIdentity, ParameterGroups, TunedModel
 from ..data.format import instruction_tokens
 from .config import IAPTConfig
@@ -215,6 +216,9 @@ class IAPTModel(TunedModel):
             out = self.base_model.generate(input_ids=w.input_ids, attention_mask=w.attention_mask, **generate_kwargs)
         return torch.cat([input_ids, out[:, w.input_ids.shape[1]:]], dim=1)
 
+    def frozen_backbone(self) -> nn.Module:
+        return self.base_model
+
     # --- parameters ------------------------------------------------------------------------------
     def rationals(self) -> dict[str, Rational]:
         return rationals(self.generators)
@@ -233,13 +237,18 @@ class IAPTModel(TunedModel):
         path.mkdir(parents=True, exist_ok=True)
         self.config.save(path / CONFIG_NAME)
         save_model(self.generators, str(path / WEIGHTS_NAME))
+        record_backbone(self.base_model, path)
 
     @classmethod
     def from_pretrained(cls, base_model: nn.Module, path, identity: MethodIdentity | None = None) -> "IAPTModel":
         path = Path(path)
         if not (path / CONFIG_NAME).exists():
             raise FileNotFoundError(f"{path} holds no IAPT adapter ({CONFIG_NAME} missing)")
-        config = IAPTConfig.load(path / CONFIG_NAME)
+        try:
+            config = IAPTConfig.load(path / CONFIG_NAME)
+        except (ValueError, TypeError) as e:   # truncated JSON, or fields this version does not know
+            raise UserError(f"{path / CONFIG_NAME} cannot be read ({e}); save the adapter again") from None
+        check_backbone(base_model, saved_backbone(path), path)
         text_cfg = base_model.config.get_text_config()
         found = (text_cfg.model_type, text_cfg.num_hidden_layers, text_cfg.hidden_size)
         saved = (config.base_model_type, config.base_num_layers, config.base_hidden_size)
@@ -247,7 +256,11 @@ class IAPTModel(TunedModel):
             raise ValueError(f"adapter {path} was trained on a backbone with (type, layers, hidden) = {saved}, "
                              f"but this backbone has {found}; load the backbone it was trained on")
         model = cls(base_model, config, identity)
-        load_model(model.generators, str(path / WEIGHTS_NAME))
+        try:
+            load_model(model.generators, str(path / WEIGHTS_NAME))
+        except Exception as e:   # safetensors raises its own error for a truncated file, torch for a mismatch
+            raise UserError(f"{path / WEIGHTS_NAME} cannot be loaded ({type(e).__name__}: {e}); save the adapter "
+                            "again") from None
         return model
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from ..errors import UserError
+
 from .state import TrainState
 
 
@@ -40,7 +42,12 @@ def save_checkpoint(trial, path: Path) -> None:
 
 
 def restore_checkpoint(trial, path: Path) -> None:
-    ck = torch.load(path, weights_only=False)
+    try:
+        ck = torch.load(path, weights_only=False)
+    except Exception as e:   # pickle and zip raise many kinds for a damaged file (a write is renamed into place, so
+        # a kill cannot leave one; a disk error or a hand copy can)
+        raise UserError(f"the checkpoint {path} cannot be read ({type(e).__name__}: {e}); delete it to restart "
+                        "this trial from its first step") from None
     load_trainable_state(trial.model, ck["trainable"])
     trial.opt.load_state_dict(ck["opt"])
     trial.sched.load_state_dict(ck["sched"])

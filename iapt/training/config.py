@@ -6,6 +6,10 @@ from dataclasses import asdict, dataclass
 from ..data.format import DEFAULT_MAX_LENGTH
 
 THETA_MODES = ("alternate", "joint", "frozen")
+PRECISIONS = ("bf16", "fp32")
+POSITIVE = ("steps", "batch_size", "eval_every", "clip", "eval_batch_size", "theta_batch_size",
+            "max_length")   # clip: the gradient-norm bound (float("inf") for none)
+NON_NEGATIVE = ("lr", "theta_lr")   # 0 holds a parameter group still
 
 
 @dataclass
@@ -27,8 +31,25 @@ class TrainConfig:
     group_by_length: bool = True         # batches of similar length (see Sampler): less padding, same examples
 
     def __post_init__(self):
+        """Refuse settings that would start a long wrong run (a zero batch, a negative learning rate, …)."""
         if self.theta not in THETA_MODES:
             raise ValueError(f"unknown theta mode {self.theta!r}; valid: {', '.join(THETA_MODES)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
+        for name in POSITIVE:
+            if not self._number(getattr(self, name)) or getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be a positive number, not {getattr(self, name)!r}")
+        for name in NON_NEGATIVE:
+            if not self._number(getattr(self, name)) or getattr(self, name) < 0:
+                raise ValueError(f"{name} must be a number >= 0, not {getattr(self, name)!r}")
+        if self.patience is not None and (not self._number(self.patience) or self.patience < 1):
+            raise ValueError(f"patience must be a positive number of evaluations or None, not {self.patience!r}")
+        if not (self._number(self.warmup_ratio) and 0 <= self.warmup_ratio < 1):
+            raise ValueError(f"warmup_ratio must be in [0, 1), not {self.warmup_ratio!r}")
+
+    @staticmethod
+    def _number(value) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value   # not NaN
 
     def to_dict(self) -> dict:
         return asdict(self)

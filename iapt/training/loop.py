@@ -15,6 +15,7 @@ split (redundantly), so all ranks take the same early-stopping decisions without
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -171,10 +172,22 @@ def dev_evaluation(trial: Trial, step: int) -> None:
     trial.state.eval_wall_s += time.time() - t0
 
 
+def checkpoint_every_s() -> float:
+    """Besides every dev evaluation, a checkpoint at the first step after this many seconds without one, so that
+    a kill loses minutes, not the trial ($IAPT_CHECKPOINT_EVERY_S, default 300; reading and writing state
+    draws no random number, so it changes no result)."""
+    return float(os.environ.get("IAPT_CHECKPOINT_EVERY_S", 300))
+
+
 def run_steps(trial: Trial, checkpoint: Path | None, stop_after: int | None, progress: bool) -> bool:
     """Steps until the trial ends (True) or `stop_after` steps have run in this call (False)."""
     state, cfg, main = trial.state, trial.cfg, trial.accelerator.is_main_process
-    save = (lambda: save_checkpoint(trial, checkpoint)) if checkpoint is not None and main else (lambda: None)
+    saved_at, every = [time.time()], checkpoint_every_s()
+
+    def save():
+        if checkpoint is not None and main:
+            save_checkpoint(trial, checkpoint)
+            saved_at[0] = time.time()
     bar = tqdm(total=cfg.steps, initial=state.step, desc=f"train {trial.task.name} lr={cfg.lr:g}",
                disable=not (progress and main))
     steps_this_call, t_start = 0, time.time()
@@ -200,6 +213,10 @@ def run_steps(trial: Trial, checkpoint: Path | None, stop_after: int | None, pro
             dev_evaluation(trial, step)
             t_start = time.time()
             state.stopped_early = cfg.patience is not None and state.since_best >= cfg.patience
+            save()
+        elif time.time() - saved_at[0] >= every:
+            state.train_wall_s += time.time() - t_start   # (counted up to here, so a resume does not lose it)
+            t_start = time.time()
             save()
         if stop_after is not None and steps_this_call >= stop_after and not (state.finished or step >= cfg.steps):
             bar.close()
