@@ -41,6 +41,9 @@ class IAPTConfig:
         "help": "controls for instruction-awareness: 'shuffled' feeds each row another row's instruction (the "
                 "batch rolled by one), 'constant' feeds ones (a per-layer learned prompt); the slot's base value "
                 "(slot_init) stays the row's own"})
+    frozen_prefix: bool = field(default=True, metadata={
+        "help": "train without autograd through the instruction prefix, whose states are the frozen backbone's "
+                "(before_last and between placements; iapt/method/prefix.py); False: one full pass [ours]"})
     layers: list | None = field(default=None, metadata={
         "help": "indices of layers that get a generator (default: all). Layers without one keep their slot states"})
     base_model_type: str | None = field(default=None, metadata={"help": "filled in by get_iapt_model"})

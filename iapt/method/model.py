@@ -18,13 +18,16 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_model, save_model
 from torch import nn
+from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from ..backbones import check_backbone, position_ids, record_backbone, saved_backbone
 from ..errors import UserError
 from ..contract import MethodIdentity, ParameterGroups, TunedModel
+from ..evaluation.positions import label_positions, loss_at
 from ..data.format import instruction_tokens
 from .config import IAPTConfig
 from .generator import build_generators, masked_mean, rationals, theta_ids
+from .prefix import Tail, run_prefix, split_at_slots, tail_logit_index
 from .rational import Rational
 
 CONFIG_NAME, WEIGHTS_NAME = "iapt_config.json", "iapt_model.safetensors"
@@ -106,6 +109,8 @@ class IAPTModel(TunedModel):
         self.generators = build_generators(config, len(self.layers), text_cfg.hidden_size).to(device)
         self.placeholder_id = text_cfg.pad_token_id if text_cfg.pad_token_id is not None else 0
         self._widened: Widened | None = None   # the batch being run, set only inside `_injecting`
+        self._tail: Tail | None = None         # the tail pass's cached prefix, set only inside `_tail_logits`
+        self.prefix_passes = 0                 # training steps that ran the instruction prefix without autograd
         first = min(int(i) for i in self.generators)
         for i, layer in enumerate(self.layers):
             if str(i) in self.generators:
@@ -118,10 +123,13 @@ class IAPTModel(TunedModel):
     def _slot_hook(self, i: int):
         def hook(layer, args, kwargs):
             generator = self.generators[str(i)]   # looked up per call: serving swaps in stacked generators
+            hidden = args[0] if args else kwargs["hidden_states"]
+            if self._tail is not None:
+                hidden = self._tail_slots(i, layer, generator, hidden)
+                return ((hidden, *args[1:]), kwargs) if args else (args, {**kwargs, "hidden_states": hidden})
             w = self._widened
             if w is None:
                 return None
-            hidden = args[0] if args else kwargs["hidden_states"]
             w = w.for_rows(hidden.shape[0])
             extra = hidden.shape[1] - w.input_ids.shape[1]
             if extra < 0:
@@ -129,16 +137,7 @@ class IAPTModel(TunedModel):
             # A pass over the whole prompt (extra > 0: generation without cache re-reads generated tokens,
             # which are never instruction).
             instruction = F.pad(w.instruction_mask, (0, extra), value=False)
-            read = layer.input_layernorm(hidden) if self.config.read == "norm" else hidden
-            weight = next(generator.parameters())
-            source, source_mask = read, instruction
-            if self.config.generator_input == "shuffled":     # control: another row's instruction
-                source, source_mask = read.roll(1, 0), instruction.roll(1, 0)
-            elif self.config.generator_input == "constant":   # control: no instruction at all
-                source = torch.ones_like(read)
-            prompt = generator(source.to(weight.dtype), source_mask)                     # B, k, d
-            if self.config.slot_init == "mean":
-                prompt = prompt + masked_mean(hidden, instruction)[:, None].to(prompt.dtype)
+            prompt = self._prompt(layer, generator, hidden, instruction)                 # B, k, d
             index = w.slot_index[..., None].expand(-1, -1, hidden.shape[-1])
             hidden = hidden.scatter(1, index, prompt.to(hidden.dtype))
             if args:
@@ -146,6 +145,30 @@ class IAPTModel(TunedModel):
             return args, {**kwargs, "hidden_states": hidden}
 
         return hook
+
+    def _prompt(self, layer, generator, hidden, instruction) -> torch.Tensor:
+        """One layer's k soft tokens from its input states `hidden` (B, n, d) at the `instruction` positions."""
+        read = layer.input_layernorm(hidden) if self.config.read == "norm" else hidden
+        weight = next(generator.parameters())
+        source, source_mask = read, instruction
+        if self.config.generator_input == "shuffled":     # control: another row's instruction
+            source, source_mask = read.roll(1, 0), instruction.roll(1, 0)
+        elif self.config.generator_input == "constant":   # control: no instruction at all
+            source = torch.ones_like(read)
+        prompt = generator(source.to(weight.dtype), source_mask)
+        if self.config.slot_init == "mean":
+            prompt = prompt + masked_mean(hidden, instruction)[:, None].to(prompt.dtype)
+        return prompt
+
+    def _tail_slots(self, i: int, layer, generator, hidden) -> torch.Tensor:
+        """Tail pass (iapt.method.prefix): the generator reads the cached prefix states (and, before_last, the
+        live last instruction token at tail index k); its prompt fills the tail's first k positions."""
+        t = self._tail
+        states, mask = t.states[i], t.prefix_instr
+        if t.live is not None:
+            states, mask = torch.cat([states, hidden[:, t.k:t.k + 1]], 1), torch.cat([mask, t.live], 1)
+        prompt = self._prompt(layer, generator, states, mask)
+        return torch.cat([prompt.to(hidden.dtype), hidden[:, t.k:]], 1)
 
     def _hide_slots_hook(self, i: int):
         """Below the first generator the slots hold no prompt yet: mask their columns (each slot still sees itself)."""
@@ -193,6 +216,45 @@ class IAPTModel(TunedModel):
         return widen(input_ids, attention_mask, instruction_mask, self.config.num_soft_tokens,
                      self.config.placement, self.placeholder_id)
 
+    def frozen_prefix_applies(self, positions) -> bool:
+        """Whether a training loss can run the instruction prefix without autograd (iapt.method.prefix): gradients
+        on, trainable generators, slots after the prefix, a generator in every layer, and attention that takes an
+        arbitrary padding mask."""
+        c = self.config
+        return (c.frozen_prefix and c.placement in ("before_last", "between") and c.layers is None
+                and positions is not None and torch.is_grad_enabled()
+                and any(p.requires_grad for p in self.generators.parameters())
+                and "flash" not in str(getattr(self.base_model.config, "_attn_implementation", "")))
+
+    def _tail_logits(self, w: Widened, positions) -> torch.Tensor:
+        split = split_at_slots(w, self.placeholder_id)
+        cache, states = run_prefix(self.base_model, split)
+        self.prefix_passes += 1
+        k = self.config.num_soft_tokens
+        live = split.tail_instr[:, k:k + 1] if self.config.placement == "before_last" else None
+        index, inside = tail_logit_index(w, split, positions)
+        keep = index.unique()
+        self._tail = Tail(states, split.prefix_instr, live, k)
+        try:
+            out = self.base_model(input_ids=split.tail_ids, attention_mask=torch.cat([split.prefix_mask, split.tail_mask], 1),
+                                  position_ids=split.tail_pos, past_key_values=cache, use_cache=True,
+                                  logits_to_keep=keep)
+        finally:
+            self._tail = None
+        logits = out.logits.gather(1, torch.searchsorted(keep, index)[..., None].expand(-1, -1, out.logits.shape[-1]))
+        return logits.masked_fill(~inside[..., None], 0.0)   # (unlabelled positions inside a row's prefix)
+
+    def training_loss(self, input_ids, attention_mask, instruction_mask, labels,
+                      num_items_in_batch=None) -> CausalLMOutputWithPast:
+        """The contract's training loss; where `frozen_prefix_applies`, from the tail pass (the logits it returns
+        are then 0 at label positions that fall inside a row's instruction prefix: they predict no label)."""
+        positions = label_positions(labels)
+        if not self.frozen_prefix_applies(positions):
+            return super().training_loss(input_ids, attention_mask, instruction_mask, labels, num_items_in_batch)
+        w = self._widen(input_ids, attention_mask, instruction_mask)
+        logits = self._tail_logits(w, positions)
+        return CausalLMOutputWithPast(loss=loss_at(logits, labels, positions, num_items_in_batch), logits=logits)
+
     def logits(self, input_ids, attention_mask, instruction_mask, positions=None) -> torch.Tensor:
         """Logits at the caller's positions (all, or `positions`: the backbone's head then runs on the union over
         rows of those positions, widened; see iapt.evaluation.positions)."""
@@ -218,6 +280,12 @@ class IAPTModel(TunedModel):
 
     def frozen_backbone(self) -> nn.Module:
         return self.base_model
+
+    def describe(self) -> dict:
+        """The records also name the path that trains it: the frozen instruction prefix or one full pass."""
+        c = self.config
+        frozen = c.frozen_prefix and c.placement in ("before_last", "between") and c.layers is None
+        return {**super().describe(), "training_path": "frozen prefix" if frozen else "full pass"}
 
     # --- parameters ------------------------------------------------------------------------------
     def rationals(self) -> dict[str, Rational]:
