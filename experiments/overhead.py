@@ -37,13 +37,57 @@ def timed(fn, sync=lambda: None) -> float:
 
 def timed_repeats(jobs: dict, repeats: int, sync) -> dict:
     """One warm-up of every job, then `repeats` rounds with the jobs interleaved: {job: [seconds, …]}."""
-    for fn in jobs.values():
-        fn()
+    from tqdm.auto import tqdm
     times = {k: [] for k in jobs}
-    for _ in range(repeats):
-        for k, fn in jobs.items():
-            times[k].append(timed(fn, sync))
+    with tqdm(total=len(jobs) * (repeats + 1), desc="overhead", unit="job") as bar:
+        for fn in jobs.values():
+            fn()
+            bar.update(1)
+        for _ in range(repeats):
+            for k, fn in jobs.items():
+                times[k].append(timed(fn, sync))
+                bar.update(1)
     return times
+
+
+def peak_memory_of_one_step(backbone: str, method: str, data: str) -> None:
+    """Run in a fresh process (see `peak_memory`): two training steps of one configuration, then print the
+    process's peak resident memory before and after them, in MB."""
+    import resource
+    from iapt.baselines.registry import count_trainable
+    torch.manual_seed(0)
+    base, tokenizer = load_backbone(backbone)
+    precision = "bf16" if cpu_has_bf16() else "fp32"
+    if method.startswith("iapt"):
+        model = build_method("iapt", base, size=16, **({"frozen_prefix": False} if method == "iapt_full_pass" else {}))
+    else:
+        model = build_method(method, base, budget=count_trainable("iapt", base, 16))
+    batch = real_batch(tokenizer, data, 256 if data == "sst2" else 192, "cpu")
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    for _ in range(2):
+        with autocast("cpu", precision):
+            loss = model(**batch).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    print(f"PEAK {loaded:.1f} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f}")
+
+
+def peak_memory(backbone: str, methods, datasets) -> pd.DataFrame:
+    """Each configuration's training-step peak RSS, from a fresh process of its own (a process's peak never
+    falls, so configurations run in one process would hide each other's)."""
+    import subprocess
+    import sys
+    rows = []
+    for method in methods:
+        for data in datasets:
+            out = subprocess.run([sys.executable, "-m", "experiments.overhead", "--one-step", method, data,
+                                  "--backbone", backbone], capture_output=True, text=True, check=True).stdout
+            loaded, peak = map(float, next(l for l in out.splitlines() if l.startswith("PEAK")).split()[1:])
+            rows.append({"measure": "peak_memory", "method": method, "data": data, "rss_loaded_mb": loaded,
+                         "rss_peak_mb": peak, "rss_step_mb": peak - loaded})
+    return pd.DataFrame(rows)
 
 
 def real_batch(tokenizer, task_name: str, max_length: int, device: str):
@@ -111,7 +155,10 @@ def main(argv=None):
     ap.add_argument("--seq", type=int, default=64, help="the decoding prompt's length")
     ap.add_argument("--new-tokens", type=int, default=32)
     ap.add_argument("--out-dir", type=Path, default=RESULTS)
+    ap.add_argument("--one-step", nargs=2, metavar=("METHOD", "DATA"), help=argparse.SUPPRESS)   # peak_memory's child
     args = ap.parse_args(argv)
+    if args.one_step:
+        return peak_memory_of_one_step(args.backbone, *args.one_step)
     start = time.time()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     precision = "bf16" if device == "cuda" or cpu_has_bf16() else "fp32"
@@ -137,6 +184,11 @@ def main(argv=None):
     ratios = {f"iapt_step_over_{other}_step_{d}": med["train_step", "iapt", d] / med["train_step", other, d]
               for d in batches for other in ("lora", "iapt_full_pass")}
     ratios["iapt_decode_tokens_per_s_over_bare"] = med["decode", "bare_backbone", "random"] / med["decode", "iapt", "random"]
+    if device == "cpu":
+        memory = peak_memory(args.backbone, list(models), list(batches))
+        df = pd.concat([df, memory], ignore_index=True)
+        by = memory.set_index(["method", "data"])["rss_step_mb"]
+        ratios |= {f"iapt_step_memory_over_lora_{d}": by["iapt", d] / by["lora", d] for d in batches}
     path = args.out_dir / "overhead.csv"
     write_results(df, path, run_metadata(device=device, backbone=args.backbone, precision=precision, seeds=[0],
                                          profile="cpu", wall_time_s=round(time.time() - start, 1), ratios=ratios,

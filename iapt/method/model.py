@@ -27,7 +27,7 @@ from ..evaluation.positions import label_positions, loss_at
 from ..data.format import instruction_tokens
 from .config import IAPTConfig
 from .generator import build_generators, masked_mean, rationals, theta_ids
-from .prefix import Tail, run_prefix, split_at_slots, tail_logit_index
+from .prefix import Tail, cut, run_prefix, tail_logit_index
 from .rational import Rational
 
 CONFIG_NAME, WEIGHTS_NAME = "iapt_config.json", "iapt_model.safetensors"
@@ -161,14 +161,13 @@ class IAPTModel(TunedModel):
         return prompt
 
     def _tail_slots(self, i: int, layer, generator, hidden) -> torch.Tensor:
-        """Tail pass (iapt.method.prefix): the generator reads the cached prefix states (and, before_last, the
-        live last instruction token at tail index k); its prompt fills the tail's first k positions."""
+        """Tail pass (iapt.method.prefix): the generator reads the cached prefix states and the tail's (the live
+        last instruction token under before_last among them); its prompt fills the slots."""
         t = self._tail
-        states, mask = t.states[i], t.prefix_instr
-        if t.live is not None:
-            states, mask = torch.cat([states, hidden[:, t.k:t.k + 1]], 1), torch.cat([mask, t.live], 1)
+        states, mask = torch.cat([t.states[i], hidden], 1), torch.cat([t.prefix_instr, t.tail_instr], 1)
         prompt = self._prompt(layer, generator, states, mask)
-        return torch.cat([prompt.to(hidden.dtype), hidden[:, t.k:]], 1)
+        index = t.slot_index[..., None].expand(-1, -1, hidden.shape[-1])
+        return hidden.scatter(1, index, prompt.to(hidden.dtype))
 
     def _hide_slots_hook(self, i: int):
         """Below the first generator the slots hold no prompt yet: mask their columns (each slot still sees itself)."""
@@ -227,17 +226,15 @@ class IAPTModel(TunedModel):
                 and "flash" not in str(getattr(self.base_model.config, "_attn_implementation", "")))
 
     def _tail_logits(self, w: Widened, positions) -> torch.Tensor:
-        split = split_at_slots(w, self.placeholder_id)
-        cache, states = run_prefix(self.base_model, split)
+        c = cut(w)
+        cache, states = run_prefix(self.base_model, w, c)
         self.prefix_passes += 1
-        k = self.config.num_soft_tokens
-        live = split.tail_instr[:, k:k + 1] if self.config.placement == "before_last" else None
-        index, inside = tail_logit_index(w, split, positions)
+        index, inside = tail_logit_index(w, c, positions)
         keep = index.unique()
-        self._tail = Tail(states, split.prefix_instr, live, k)
+        self._tail = Tail(states, w.instruction_mask[:, :c], w.instruction_mask[:, c:], w.slot_index - c)
         try:
-            out = self.base_model(input_ids=split.tail_ids, attention_mask=torch.cat([split.prefix_mask, split.tail_mask], 1),
-                                  position_ids=split.tail_pos, past_key_values=cache, use_cache=True,
+            out = self.base_model(input_ids=w.input_ids[:, c:], attention_mask=w.attention_mask,
+                                  position_ids=w.position_ids[:, c:], past_key_values=cache, use_cache=True,
                                   logits_to_keep=keep)
         finally:
             self._tail = None
@@ -249,9 +246,9 @@ class IAPTModel(TunedModel):
         """The contract's training loss; where `frozen_prefix_applies`, from the tail pass (the logits it returns
         are then 0 at label positions that fall inside a row's instruction prefix: they predict no label)."""
         positions = label_positions(labels)
-        if not self.frozen_prefix_applies(positions):
-            return super().training_loss(input_ids, attention_mask, instruction_mask, labels, num_items_in_batch)
         w = self._widen(input_ids, attention_mask, instruction_mask)
+        if not (self.frozen_prefix_applies(positions) and cut(w) > 0):   # (cut 0: a row without instruction)
+            return super().training_loss(input_ids, attention_mask, instruction_mask, labels, num_items_in_batch)
         logits = self._tail_logits(w, positions)
         return CausalLMOutputWithPast(loss=loss_at(logits, labels, positions, num_items_in_batch), logits=logits)
 
