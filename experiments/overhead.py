@@ -50,10 +50,20 @@ def timed_repeats(jobs: dict, repeats: int, sync) -> dict:
     return times
 
 
+def high_water_mb() -> float:
+    """This process's peak resident memory. /proc's VmHWM belongs to the process's own address space; getrusage's
+    maxrss would carry over the parent's peak through fork and exec (Linux keeps it)."""
+    import resource
+    try:
+        line = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+        return int(line.split()[1]) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def peak_memory_of_one_step(backbone: str, method: str, data: str) -> None:
     """Run in a fresh process (see `peak_memory`): two training steps of one configuration, then print the
     process's peak resident memory before and after them, in MB."""
-    import resource
     from iapt.baselines.registry import count_trainable
     torch.manual_seed(0)
     base, tokenizer = load_backbone(backbone)
@@ -64,14 +74,14 @@ def peak_memory_of_one_step(backbone: str, method: str, data: str) -> None:
         model = build_method(method, base, budget=count_trainable("iapt", base, 16))
     batch = real_batch(tokenizer, data, 256 if data == "sst2" else 192, "cpu")
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    loaded = high_water_mb()
     for _ in range(2):
         with autocast("cpu", precision):
             loss = model(**batch).loss
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-    print(f"PEAK {loaded:.1f} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f}")
+    print(f"PEAK {loaded:.1f} {high_water_mb():.1f}")
 
 
 def peak_memory(backbone: str, methods, datasets) -> pd.DataFrame:
