@@ -43,6 +43,8 @@ def zeroshot_table(df: pd.DataFrame, meta: dict) -> list[str]:
 
 
 def overhead_table(df: pd.DataFrame, meta: dict) -> list[str]:
+    memory = df[df.measure == "peak_memory"] if "measure" in df else df.iloc[:0]
+    df = df[df.measure != "peak_memory"]
     rows = []
     for r in df.to_dict("records"):
         params = "" if pd.isna(r["trainable_params"]) else f"{int(r['trainable_params']):,}" + (
@@ -53,6 +55,11 @@ def overhead_table(df: pd.DataFrame, meta: dict) -> list[str]:
                      f"{r['min_s']:.2f}–{r['max_s']:.2f}", tps])
     ratios = meta["ratios"]
     said = "; ".join(f"{k.replace('_', ' ')} = **{v:.2f}**" for k, v in ratios.items())
+    if len(memory):
+        rows_mb = [[r["method"], r["data"], f"{r['rss_loaded_mb']:.0f}", f"{r['rss_peak_mb']:.0f}",
+                    f"{r['rss_step_mb']:.0f}"] for r in memory.to_dict("records")]
+        said = ("Peak memory of two training steps, each configuration in a fresh process (MB of resident memory):\n\n"
+                + "\n".join(markdown(["method", "data", "loaded", "peak", "added by the steps"], rows_mb)) + "\n\n" + said)
     return markdown(["measure", "method", "data (batch × tokens)", "trainable params", "median s", "min–max s",
                      "tokens/s"], rows) + [
         "", f"{said} (targets: {', '.join(f'{k} {t}' for k, t in meta.get('targets', {}).items())}). "
