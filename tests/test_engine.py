@@ -160,14 +160,14 @@ def test_a_non_finite_loss_ends_the_trial_and_keeps_the_best_dev_state(monkeypat
 
 
 def test_a_non_finite_theta_gradient_is_skipped_not_applied(monkeypatch):
-    import iapt.contract
-    real, calls = iapt.contract.loss_at, []
+    import iapt.method.model
+    real, calls = iapt.method.model.loss_at, []
 
     def nan_on_every_dev_batch(*args):   # with Θ alternating, even calls are the Θ steps' dev batches
         calls.append(1)
         loss = real(*args)
         return loss * float("nan") if len(calls) % 2 == 0 else loss
-    monkeypatch.setattr(iapt.contract, "loss_at", nan_on_every_dev_batch)
+    monkeypatch.setattr(iapt.method.model, "loss_at", nan_on_every_dev_batch)   # IAPT's (frozen-prefix) loss
     model, history = run("iapt", steps=6, eval_every=3, theta="alternate")
     assert history["theta_steps_skipped"] == 6 and history["diverged_at"] is None and history["steps_run"] == 6
     assert history["theta_drift"] and max(history["theta_drift"].values()) == 0      # Θ never moved
