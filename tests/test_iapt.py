@@ -180,3 +180,18 @@ def test_beam_search_cached_equals_uncached_and_one_beam_is_greedy(arch):
     assert torch.equal(beams, model.generate(**kw, num_beams=3, use_cache=False))
     assert torch.equal(model.generate(**kw, num_beams=1), model.generate(**kw))
     assert not torch.equal(beams, model.base_model.generate(**kw, num_beams=3))
+
+
+def test_a_deep_copy_injects_its_own_prompts():
+    """copy.deepcopy (a best-model snapshot, an EMA copy) must hook the copy, not the original model."""
+    import copy
+    config = dict(num_soft_tokens=2, bottleneck_dim=4)
+    model = randomize(get_iapt_model(tiny_model("llama"), IAPTConfig(**config)))
+    with torch.no_grad():
+        before = model(input_ids=IDS, attention_mask=MASK).logits
+        clone = randomize(copy.deepcopy(model), seed=9)
+        fresh = get_iapt_model(tiny_model("llama"), IAPTConfig(**config))
+        fresh.generators.load_state_dict(clone.generators.state_dict())
+        torch.testing.assert_close(clone(input_ids=IDS, attention_mask=MASK).logits,
+                                   fresh(input_ids=IDS, attention_mask=MASK).logits)
+        torch.testing.assert_close(model(input_ids=IDS, attention_mask=MASK).logits, before)

@@ -10,6 +10,7 @@ it do not see the slots at all: their attention mask hides the slot columns, so 
 """
 from __future__ import annotations
 
+import functools
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,37 +115,36 @@ class IAPTModel(TunedModel):
         first = min(int(i) for i in self.generators)
         for i, layer in enumerate(self.layers):
             if str(i) in self.generators:
-                layer.register_forward_pre_hook(self._slot_hook(i), with_kwargs=True)
+                layer.register_forward_pre_hook(functools.partial(self._inject_slots, i), with_kwargs=True)
             elif i < first:
-                layer.register_forward_pre_hook(self._hide_slots_hook(i), with_kwargs=True)
+                layer.register_forward_pre_hook(functools.partial(self._hide_slots, i), with_kwargs=True)
         self.identity.trainable_params, self.identity.total_params = self.get_nb_trainable_parameters()
 
     # --- injection -------------------------------------------------------------------------------
-    def _slot_hook(self, i: int):
-        def hook(layer, args, kwargs):
-            generator = self.generators[str(i)]   # looked up per call: serving swaps in stacked generators
-            hidden = args[0] if args else kwargs["hidden_states"]
-            if self._tail is not None:
-                hidden = self._tail_slots(i, layer, generator, hidden)
-                return ((hidden, *args[1:]), kwargs) if args else (args, {**kwargs, "hidden_states": hidden})
-            w = self._widened
-            if w is None:
-                return None
-            w = w.for_rows(hidden.shape[0])
-            extra = hidden.shape[1] - w.input_ids.shape[1]
-            if extra < 0:
-                return None  # a cached decoding step: the slots' keys and values are in the cache already
-            # A pass over the whole prompt (extra > 0: generation without cache re-reads generated tokens,
-            # which are never instruction).
-            instruction = F.pad(w.instruction_mask, (0, extra), value=False)
-            prompt = self._prompt(layer, generator, hidden, instruction)                 # B, k, d
-            index = w.slot_index[..., None].expand(-1, -1, hidden.shape[-1])
-            hidden = hidden.scatter(1, index, prompt.to(hidden.dtype))
-            if args:
-                return (hidden, *args[1:]), kwargs
-            return args, {**kwargs, "hidden_states": hidden}
-
-        return hook
+    def _inject_slots(self, i: int, layer, args, kwargs):
+        """Forward pre-hook of a layer with a generator: write its prompt into the slots. Registered as a
+        partial of this bound method (not a closure), so that a deep copy of the model hooks the copy."""
+        generator = self.generators[str(i)]   # looked up per call: serving swaps in stacked generators
+        hidden = args[0] if args else kwargs["hidden_states"]
+        if self._tail is not None:
+            hidden = self._tail_slots(i, layer, generator, hidden)
+            return ((hidden, *args[1:]), kwargs) if args else (args, {**kwargs, "hidden_states": hidden})
+        w = self._widened
+        if w is None:
+            return None
+        w = w.for_rows(hidden.shape[0])
+        extra = hidden.shape[1] - w.input_ids.shape[1]
+        if extra < 0:
+            return None  # a cached decoding step: the slots' keys and values are in the cache already
+        # A pass over the whole prompt (extra > 0: generation without cache re-reads generated tokens,
+        # which are never instruction).
+        instruction = F.pad(w.instruction_mask, (0, extra), value=False)
+        prompt = self._prompt(layer, generator, hidden, instruction)                 # B, k, d
+        index = w.slot_index[..., None].expand(-1, -1, hidden.shape[-1])
+        hidden = hidden.scatter(1, index, prompt.to(hidden.dtype))
+        if args:
+            return (hidden, *args[1:]), kwargs
+        return args, {**kwargs, "hidden_states": hidden}
 
     def _prompt(self, layer, generator, hidden, instruction) -> torch.Tensor:
         """One layer's k soft tokens from its input states `hidden` (B, n, d) at the `instruction` positions."""
@@ -169,36 +169,32 @@ class IAPTModel(TunedModel):
         index = t.slot_index[..., None].expand(-1, -1, hidden.shape[-1])
         return hidden.scatter(1, index, prompt.to(hidden.dtype))
 
-    def _hide_slots_hook(self, i: int):
+    def _hide_slots(self, i: int, layer, args, kwargs):
         """Below the first generator the slots hold no prompt yet: mask their columns (each slot still sees itself)."""
-
-        def hook(layer, args, kwargs):
-            w = self._widened
-            if w is None:
-                return None
-            if "flash" in str(getattr(self.base_model.config, "_attn_implementation", "")):
-                raise ValueError("generators above layer 0 need an explicit attention mask; load the backbone with "
-                                 "attn_implementation='sdpa' or 'eager', not flash attention")
-            hidden = args[0] if args else kwargs["hidden_states"]
-            w = w.for_rows(hidden.shape[0])
-            mask = kwargs.get("attention_mask")
-            cache = kwargs.get("cache", kwargs.get("past_key_values"))
-            q, dev = hidden.shape[1], hidden.device
-            total = q + (cache.get_seq_length(i) if cache is not None else 0)   # tokens so far, this step's included
-            kv = mask.shape[-1] if mask is not None else total   # a sliding-window layer sees only the last kv
-            cols = torch.arange(total - kv, total, device=dev)   # absolute index of each key column
-            query_at = torch.arange(total - q, total, device=dev)
-            slot_col = (cols[None, :, None] == w.slot_index[:, None, :]).any(-1)             # B, kv
-            hide = slot_col[:, None, None, :] & (query_at[None, None, :, None] != cols)     # B, 1, q, kv
-            if mask is None:    # sdpa's implicit causal mask
-                mask = (cols[None, :] <= query_at[:, None])[None, None] & ~hide
-            elif mask.dtype == torch.bool:
-                mask = mask & ~hide
-            else:
-                mask = mask.masked_fill(hide, torch.finfo(mask.dtype).min)
-            return args, {**kwargs, "attention_mask": mask}
-
-        return hook
+        w = self._widened
+        if w is None:
+            return None
+        if "flash" in str(getattr(self.base_model.config, "_attn_implementation", "")):
+            raise ValueError("generators above layer 0 need an explicit attention mask; load the backbone with "
+                             "attn_implementation='sdpa' or 'eager', not flash attention")
+        hidden = args[0] if args else kwargs["hidden_states"]
+        w = w.for_rows(hidden.shape[0])
+        mask = kwargs.get("attention_mask")
+        cache = kwargs.get("cache", kwargs.get("past_key_values"))
+        q, dev = hidden.shape[1], hidden.device
+        total = q + (cache.get_seq_length(i) if cache is not None else 0)   # tokens so far, this step's included
+        kv = mask.shape[-1] if mask is not None else total   # a sliding-window layer sees only the last kv
+        cols = torch.arange(total - kv, total, device=dev)   # absolute index of each key column
+        query_at = torch.arange(total - q, total, device=dev)
+        slot_col = (cols[None, :, None] == w.slot_index[:, None, :]).any(-1)             # B, kv
+        hide = slot_col[:, None, None, :] & (query_at[None, None, :, None] != cols)     # B, 1, q, kv
+        if mask is None:    # sdpa's implicit causal mask
+            mask = (cols[None, :] <= query_at[:, None])[None, None] & ~hide
+        elif mask.dtype == torch.bool:
+            mask = mask & ~hide
+        else:
+            mask = mask.masked_fill(hide, torch.finfo(mask.dtype).min)
+        return args, {**kwargs, "attention_mask": mask}
 
     @contextmanager
     def _injecting(self, widened: Widened):
