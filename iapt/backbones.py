@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import UserError
+from .errors import UserError, read_json
 
 EMBEDDED = {
     # name: (python package holding the file, GGUF file name or the ordered chunks to concatenate)
@@ -73,12 +73,7 @@ def record_backbone(model, folder) -> None:
 def saved_backbone(folder) -> dict | None:
     """The identity an adapter folder records (None for adapters saved before identities were recorded)."""
     path = Path(folder) / IDENTITY_FILE
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path} cannot be read ({e}): it is truncated or not JSON; save the adapter again") from None
+    return read_json(path, "backbone record", "save the adapter again") if path.exists() else None
 
 
 def check_backbone(model, saved: dict | None, adapter) -> None:

@@ -26,7 +26,7 @@ import torch
 from ..backbones import check_backbone, saved_backbone
 from ..contract import MethodIdentity, TunedModel
 from ..method.config import IAPTConfig
-from ..errors import UserError, unknown
+from ..errors import UserError, read_json, unknown
 from ..method.model import IAPTModel
 from .peft_methods import AdaLoraMethod, PeftMethod
 
@@ -205,17 +205,6 @@ def save_method(model, path, **extra) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def read_json(path: Path, what: str) -> dict:
-    """A saved JSON file, or one clear message naming it when it is missing, truncated or not JSON."""
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise UserError(f"{path.parent} is not a saved adapter ({path.name} missing)") from None
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"the {what} {path} cannot be read ({e}); it is truncated or not JSON: save the adapter "
-                        "again (retrain the cell with --fresh)") from None
-
-
 def adapter_info(path) -> dict:
     """A saved adapter's method.json (method, size, options, task, backbone, …), with one clear message when
     the folder is not an adapter or the file is damaged."""
@@ -223,7 +212,7 @@ def adapter_info(path) -> dict:
     if not (path / METHOD_FILE).exists():
         raise UserError(f"{path} is not a saved adapter ({METHOD_FILE} missing); adapters are written by "
                         "`iapt-train` into <cell folder>/adapter")
-    return read_json(path / METHOD_FILE, "adapter description")
+    return read_json(path / METHOD_FILE, "adapter description", "save the adapter again (retrain the cell with --fresh)")
 
 
 def load_method(backbone, path) -> TunedModel:

@@ -19,7 +19,7 @@ import shutil
 from pathlib import Path
 
 from ..training.cell import CellResult, PreparedCell, RunContext, run_cell, settings_hash
-from ..errors import UserError
+from ..errors import UserError, read_json
 from .runinfo import atomic_write_text
 
 
@@ -33,13 +33,11 @@ def _value(v) -> str:
 
 def read_record(path: Path) -> dict:
     """A cell's result.json, or one message naming it when it is damaged (records are committed: git restores them)."""
-    try:
-        record = json.loads(Path(path).read_text())
-        record["spec"]
-        return record
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
-        raise UserError(f"the cell record {path} cannot be read ({type(e).__name__}: {e}); restore it with "
-                        f"`git checkout -- {path}`, or delete its folder to retrain the cell") from None
+    remedy = f"restore it with `git checkout -- {path}`, or delete its folder to retrain the cell"
+    record = read_json(path, "cell record", remedy)
+    if not isinstance(record, dict) or "spec" not in record:
+        raise UserError(f"the cell record {path} cannot be read (it has no `spec`): {remedy}")
+    return record
 
 
 def readable_name(key: dict, reference: dict) -> str:

@@ -211,13 +211,16 @@ class IAPTModel(TunedModel):
         return widen(input_ids, attention_mask, instruction_mask, self.config.num_soft_tokens,
                      self.config.placement, self.placeholder_id)
 
+    def _frozen_prefix_configured(self) -> bool:
+        """The configuration allows it: slots after the instruction prefix, a generator in every layer."""
+        c = self.config
+        return c.frozen_prefix and c.placement in ("before_last", "between") and c.layers is None
+
     def frozen_prefix_applies(self, positions) -> bool:
         """Whether a training loss can run the instruction prefix without autograd (iapt.method.prefix): gradients
         on, trainable generators, slots after the prefix, a generator in every layer, and attention that takes an
         arbitrary padding mask."""
-        c = self.config
-        return (c.frozen_prefix and c.placement in ("before_last", "between") and c.layers is None
-                and positions is not None and torch.is_grad_enabled()
+        return (self._frozen_prefix_configured() and positions is not None and torch.is_grad_enabled()
                 and any(p.requires_grad for p in self.generators.parameters())
                 and "flash" not in str(getattr(self.base_model.config, "_attn_implementation", "")))
 
@@ -243,15 +246,19 @@ class IAPTModel(TunedModel):
         are then 0 at label positions that fall inside a row's instruction prefix: they predict no label)."""
         positions = label_positions(labels)
         w = self._widen(input_ids, attention_mask, instruction_mask)
-        if not (self.frozen_prefix_applies(positions) and cut(w) > 0):   # (cut 0: a row without instruction)
-            return super().training_loss(input_ids, attention_mask, instruction_mask, labels, num_items_in_batch)
-        logits = self._tail_logits(w, positions)
+        if self.frozen_prefix_applies(positions) and cut(w) > 0:   # (cut 0: a row without instruction)
+            logits = self._tail_logits(w, positions)
+        else:
+            logits = self._widened_logits(w, positions)
         return CausalLMOutputWithPast(loss=loss_at(logits, labels, positions, num_items_in_batch), logits=logits)
 
     def logits(self, input_ids, attention_mask, instruction_mask, positions=None) -> torch.Tensor:
         """Logits at the caller's positions (all, or `positions`: the backbone's head then runs on the union over
         rows of those positions, widened; see iapt.evaluation.positions)."""
-        w = self._widen(input_ids, attention_mask, instruction_mask)
+        return self._widened_logits(self._widen(input_ids, attention_mask, instruction_mask), positions)
+
+    def _widened_logits(self, w: Widened, positions=None) -> torch.Tensor:
+        """One full pass over the widened batch, logits at the caller's positions."""
         index, kwargs = w.logit_index if positions is None else w.logit_index[:, positions], {}
         if positions is not None:
             keep = index.unique()
@@ -276,9 +283,7 @@ class IAPTModel(TunedModel):
 
     def describe(self) -> dict:
         """The records also name the path that trains it: the frozen instruction prefix or one full pass."""
-        c = self.config
-        frozen = c.frozen_prefix and c.placement in ("before_last", "between") and c.layers is None
-        return {**super().describe(), "training_path": "frozen prefix" if frozen else "full pass"}
+        return {**super().describe(), "training_path": "frozen prefix" if self._frozen_prefix_configured() else "full pass"}
 
     # --- parameters ------------------------------------------------------------------------------
     def rationals(self) -> dict[str, Rational]:
