@@ -14,7 +14,7 @@ PROFILE ?= cpu
 ARGS ?=
 PROBE_TASK ?= sst2
 
-.PHONY: help setup test zeroshot overhead probe acceptance table1 table2 table2-backbone table3 table4 table5 reference tables figures clean-venv
+.PHONY: help setup test zeroshot overhead probe acceptance pilot drift table1 table2 table2-backbone table3 table4 table5 reference tables figures clean-venv
 help:  ## list targets
 	@grep -E '^[a-z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
@@ -67,6 +67,12 @@ reference: setup  ## our method ordering vs the published one on ARC-e/c, BoolQ,
 
 table2: setup  ## Table 2 (instruction tuning on NI v1 -> held-out NI, MMLU, BBH via lm-eval; PROFILE=quick first) -> results/table2*.csv
 	$(PY) -m experiments.table2_instruct --profile $(PROFILE) $(ARGS)
+
+pilot: setup  ## the protocol pilot: IAPT and LoRA on sst2, 5 seeds, three protocols -> results/pilot_protocol*.csv
+	$(PY) -m experiments.pilot_protocol --profile $(PROFILE) $(ARGS)
+
+drift: setup  ## the same fp32 cells trained on another processor kind -> results/processor_drift.csv
+	$(PY) -m experiments.processor_drift
 
 table2-backbone: setup  ## which embedded backbone Table 2 uses, by measurement on NI dev data -> results/table2_backbone.csv
 	$(PY) -m experiments.table2_backbone

@@ -20,6 +20,8 @@ CPU_LRS = tuple(SHARED["cpu"]["lrs"])
 CPU_TRAIN = dict(SHARED["cpu"]["train"])
 CPU_N = dict(SHARED["cpu"]["n"])
 ACCEPTED_CODE_VERSIONS = tuple(SHARED["accepted_code_versions"])
+# per accepted version, the methods whose cells it no longer supplies (shared.yaml says why)
+ACCEPTED_NOT_FOR = {v: tuple(entry.get("not_for", ())) for v, entry in SHARED["accepted_code_versions"].items()}
 # Cell folders are named by the settings that differ from these (iapt.harness.store.readable_name).
 CPU_REFERENCE = {"train": {**TrainConfig().to_dict(), **CPU_TRAIN}, "lrs": list(CPU_LRS)}
 
@@ -47,13 +49,14 @@ def _check(where: str, what: str, given, valid) -> None:
 
 
 def named_row(name: str, spec: dict, where: str) -> Row:
-    """A row of the file's `rows:` section: {method, options, size, train}."""
-    _check(f"{where}: row {name!r}", "key(s)", spec, ("method", "options", "size", "train"))
+    """A row of the file's `rows:` section: {method, options, size, train, lrs}."""
+    _check(f"{where}: row {name!r}", "key(s)", spec, ("method", "options", "size", "train", "lrs"))
     method, options, train = spec.get("method"), dict(spec.get("options") or {}), dict(spec.get("train") or {})
     _check(f"{where}: row {name!r}", "method", [method], METHODS)
     _check(f"{where}: row {name!r}", "option(s)", options, method_options(method))
     _check(f"{where}: row {name!r}", "train setting(s)", train, TRAIN_KEYS)
-    return Row(name, method, options, spec.get("size"), train)
+    lrs = tuple(float(lr) for lr in spec["lrs"]) if "lrs" in spec else None
+    return Row(name, method, options, spec.get("size"), train, lrs)
 
 
 def stage(entry: dict, rows: dict, prof: dict, where: str) -> tuple[list[Row], list[str], list[int]]:
@@ -90,6 +93,7 @@ def grid_profile(raw: dict, rows: dict, keys, where: str) -> dict:
         prof["lrs"] = tuple(float(lr) for lr in prof["lrs"])
     if prof.get("reuse_code_versions") is True:   # the versions accepted in shared.yaml
         prof["reuse_code_versions"] = ACCEPTED_CODE_VERSIONS
+        prof["reuse_not_for"] = ACCEPTED_NOT_FOR
     return prof
 
 

@@ -22,7 +22,7 @@ import torch
 
 from iapt.backbones import DEFAULT_BACKBONE, load_backbone
 from iapt.errors import cli
-from iapt.evaluation.evaluator import autocast, cpu_has_bf16
+from iapt.precision import autocast, cpu_has_bf16
 from iapt.baselines.registry import build_method
 from iapt.harness.runinfo import RESULTS, run_metadata, write_results
 

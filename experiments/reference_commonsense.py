@@ -22,7 +22,7 @@ from scipy.stats import kendalltau
 
 from iapt.errors import cli
 from iapt.harness.grid import TableScript, run_table
-from iapt.harness.stats import per_example
+from iapt.harness.stats import mixed_precision, per_example, precisions
 from experiments.common import CPU_REFERENCE, load_profiles, zeroshot_floors
 from iapt.harness.stats import CONTRADICTED, NOT_DISTINGUISHABLE, ONE_SEED, REPRODUCED, crossed_means, interval, verdict
 
@@ -89,10 +89,13 @@ def orderings(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
             hi_m, lo_m = (a, b) if published[a] >= published[b] else (b, a)   # published winner first
             diff = ours[:, hi_m] - ours[:, lo_m]
             lo, hi = interval(diff[1:])
+            # (a boolean selection keeps df.attrs, which carry --allow-mixed-precision)
+            cells = df[df.row.isin([methods[a], methods[b]]) & df.task.isin(tasks if scope == "average" else [scope])]
             pair_rows.append({"scope": scope, "published_winner": methods[hi_m], "published_loser": methods[lo_m],
                               "published_diff": published[hi_m] - published[lo_m], "our_diff": diff[0],
                               "ci_low": lo, "ci_high": hi, "half_width": (hi - lo) / 2, "n_seeds": n_seeds,
-                              "verdict": PAIR_VERDICTS[verdict(lo, hi, n_seeds=n_seeds)]})
+                              "precision": precisions(cells),
+                              "verdict": mixed_precision(cells) or PAIR_VERDICTS[verdict(lo, hi, n_seeds=n_seeds)]})
     return {"beside": pd.DataFrame(beside_rows), "ordering": pd.DataFrame(order_rows), "pairs": pd.DataFrame(pair_rows)}
 
 

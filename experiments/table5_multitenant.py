@@ -37,7 +37,7 @@ from iapt import IAPTConfig
 from iapt.backbones import load_backbone
 from iapt.harness.scriptargs import chosen_profile, profile_parser
 from iapt.errors import cli
-from iapt.evaluation.evaluator import autocast, cpu_has_bf16
+from iapt.precision import autocast, cpu_has_bf16
 from iapt.method.generator import build_generators, theta_ids
 from iapt.baselines.registry import count_trainable, size_for_budget
 from iapt.harness.runinfo import COMMIT_AT_START, REPO, RESULTS, run_metadata, write_results

@@ -11,6 +11,8 @@ is a `TunedModel`. The training loop (iapt.training), the evaluator (iapt.evalua
   ignore it.
 - `generate(input_ids, attention_mask, instruction_mask, **generate_kwargs)`: the caller's ids + new tokens.
 - `parameter_groups()`: the tunable weights Ω and, for learned activations, the architecture parameters Θ.
+- `use_training_data(features)`: the training split's features, once before training (the shuffled-instruction
+  control draws its donor instructions from them); most methods ignore it.
 - `after_step(step)`: called after every optimiser step of Ω, with this step's gradients still in place
   (AdaLoRA's rank allocation lives there).
 - `extra_state()` / `load_extra_state(state)`: state beyond the tunable weights that a resumed run needs.
@@ -91,6 +93,9 @@ class TunedModel(nn.Module):
     # --- training --------------------------------------------------------------------------------
     def parameter_groups(self) -> ParameterGroups:
         return ParameterGroups(weights=[p for p in self.parameters() if p.requires_grad])
+
+    def use_training_data(self, features: list[dict]) -> None:
+        """The training features (input_ids, labels), once before training; nothing by default."""
 
     def after_step(self, step: int) -> None:
         """Called after each optimiser step of Ω, before its gradients are cleared."""

@@ -280,7 +280,7 @@ def claims_table(_: pd.DataFrame, __: dict) -> list[str]:
             r = v[(v[column] == other) & ((v.scope == scope) if scope else True)].iloc[0]
             where = f"{scope}, " if scope else ""
             parts.append(f"{where}vs {other}: {SHORT.get(r.verdict, r.verdict)} {r['diff']:+.3f} "
-                         f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}] (± {r.half_width:.3f}, \|S\| = {int(r.n_seeds)})")
+                         f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}] (± {r.half_width:.3f}, \\|S\\| = {int(r.n_seeds)})")
         rows.append([claim, "; ".join(parts), page])
     t5 = _read("table5.csv")
     if t5 is not None:

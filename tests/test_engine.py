@@ -295,3 +295,28 @@ def test_run_table_hands_the_same_accepted_versions_to_floors_as_to_cells(tmp_pa
         run_table(TableScript("t", "doc", "t.py", floors=floors), profiles,
                   ["--profile", "smoke", "--out-dir", str(tmp_path), *extra])
     assert seen == [("old0000000", "mid0000000"), ()]
+
+
+def test_theta_learns_on_examples_carved_from_the_training_split_and_dev_only_selects(monkeypatch):
+    """Θ's batches come from the last tenth of the training split (at least one Θ batch), Ω's from the rest;
+    the dev split is never a Θ batch; a method without alternating Θ trains on the whole training split."""
+    from iapt.training import loop
+    from iapt.training.loop import theta_split, training_features
+    drawn = []
+    real = loop.batch_loss
+    monkeypatch.setattr(loop, "batch_loss", lambda trial, feats, index: drawn.append(
+        [feats[i]["input_ids"] for i in index]) or real(trial, feats, index))
+    _, history = run("iapt", theta="alternate", theta_batch_size=4)
+    omega, theta = theta_split(TRAIN, 4)
+    assert (len(omega), len(theta)) == (12, 4) and omega + theta == TRAIN
+    assert history["examples"] == {"omega": 12, "theta": 4, "dev": 8}
+    tok = load_backbone(TINY)[1]
+    ids = {name: [f["input_ids"] for f in training_features(tok, TASK, examples, 512)]
+           for name, examples in (("omega", omega), ("theta", theta), ("dev", DEV))}
+    omega_steps, theta_steps = drawn[0::2], drawn[1::2]   # one Ω step, then one Θ step, alternating
+    assert all(x in ids["omega"] for batch in omega_steps for x in batch)
+    assert all(x in ids["theta"] for batch in theta_steps for x in batch)
+    assert not any(x in ids["dev"] for batch in drawn for x in batch)
+    assert run("lora")[1]["examples"] == {"omega": 16, "theta": 0, "dev": 8}
+    with pytest.raises(ValueError, match="too few"):
+        theta_split(TRAIN[:4], 4)

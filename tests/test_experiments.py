@@ -197,6 +197,17 @@ def test_ablation_tables_smoke_and_notebooks(table, tmp_path):
     assert any(p.name.startswith(name) for p in (tmp_path / "figures").iterdir())
 
 
+def test_protocol_pilot_smoke_reports_the_noise_of_each_protocol(tmp_path):
+    from experiments import pilot_protocol
+    cells = pilot_protocol.main(["--profile", "smoke", "--out-dir", str(tmp_path)])
+    noise = pd.read_csv(tmp_path / "pilot_protocol_noise.csv")
+    (row,) = noise.itertuples()
+    assert row.protocol == "60 steps" and row.n_seeds == 2 and row.ci_low <= row.diff <= row.ci_high
+    assert row.compute_h == pytest.approx(cells.cell_wall_s.sum() / 3600)
+    assert row.half_width_per_compute_hour == pytest.approx(row.half_width * row.compute_h ** 0.5)
+    assert set(cells.precision) == {"fp32"} and row.precision == "fp32"
+
+
 def test_reference_commonsense_smoke_and_notebook(tmp_path):
     from experiments import reference_commonsense
     out = tmp_path / "out"

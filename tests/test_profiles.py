@@ -15,7 +15,7 @@ PROFILE_FILES = sorted(p for p in EXPERIMENTS.glob("*.yaml") if p.name != "share
 
 def test_every_script_with_profiles_reads_its_file():
     assert {p.stem for p in PROFILE_FILES} == {"table1_glue", "table2_instruct", "table3_activation", "table4_length",
-                                               "reference_commonsense", "table5_multitenant"}
+                                               "reference_commonsense", "table5_multitenant", "pilot_protocol"}
     for path in PROFILE_FILES:
         module = importlib.import_module(f"experiments.{path.stem}")   # loading checks every key
         assert Path(module.__file__).with_suffix(".yaml") == path and {"smoke", "cpu"} <= set(module.PROFILES)

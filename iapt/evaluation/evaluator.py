@@ -14,32 +14,15 @@ from __future__ import annotations
 import collections
 import re
 import string
-from contextlib import nullcontext
 from functools import lru_cache
 
 import torch
 from tqdm.auto import tqdm
 
 from ..data.format import DEFAULT_MAX_LENGTH, collate, encode, fit_prompt
+from ..precision import autocast
 from .positions import label_positions
 from ..data.tasks import Example, Task, candidates
-
-
-@lru_cache(maxsize=None)
-def cpu_has_bf16() -> bool:
-    try:
-        flags = open("/proc/cpuinfo").read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def autocast(device: torch.device | str, precision: str = "bf16"):
-    """bf16 autocast on CUDA and on CPUs with bf16 instructions; fp32 (no autocast) otherwise."""
-    device = torch.device(device)
-    if precision == "fp32" or (device.type == "cpu" and not cpu_has_bf16()):
-        return nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 @torch.no_grad()

@@ -17,8 +17,8 @@ from tqdm.auto import tqdm
 from ..errors import UserError
 from ..training.cell import CellResult, CellSpec, RunContext, prepare
 from ..training.config import TrainConfig
-from .runinfo import write_results
-from .store import CellStore
+from .runinfo import RESULTS, write_results
+from .store import CellStore, precision_in_effect
 
 
 @dataclass
@@ -29,6 +29,7 @@ class Row:
     options: dict = field(default_factory=dict)
     size: int | None = None
     train: dict = field(default_factory=dict)     # TrainConfig fields that differ for this row (e.g. theta)
+    lrs: tuple | None = None                      # the learning rates searched for this row (None: the grid's)
 
 
 def cell_compute_s(wall: dict) -> float:
@@ -47,6 +48,7 @@ def cell_row(row: Row, task: str, seed: int, result: CellResult, lr_source: str,
             "steps_run": chosen["steps_run"], "train_wall_s": round(result["wall_s"]["train"], 1),
             "cell_wall_s": round(cell_compute_s(result["wall_s"]), 1), "code_version": result["code_version"],
             "device": result["meta"]["device"],   # where the cell was trained (resumed grids can mix machines)
+            "precision": precision_in_effect(result.record),   # training and evaluation (iapt.precision)
             "test_correct": " ".join(f"{c:g}" for c in result["test_correct"]),
             "theta_drift": " ".join(f"{k}:{v:.4f}" for k, v in chosen.get("theta_drift", {}).items()),
             "adapter": result["adapter"]}
@@ -101,7 +103,8 @@ def run_grid(run: GridRun, rows: list[Row], tasks: list[str], seeds: list[int], 
     for done, (row, task, seed) in enumerate(plan, 1):
         bar.set_postfix_str(f"{row.name} {task} seed {seed}")
         started, first = time.time(), (row.name, task) not in chosen
-        result = run.store.run(prepare(run.spec(row, task, seed, run.lrs if first else (chosen[row.name, task],))),
+        searched = row.lrs or run.lrs
+        result = run.store.run(prepare(run.spec(row, task, seed, searched if first else (chosen[row.name, task],))),
                                run.ctx, run.fresh)
         chosen.setdefault((row.name, task), result["chosen_lr"])
         record = cell_row(row, task, seed, result, "searched" if first else f"seed {seeds[0]}", run.profile)
@@ -164,25 +167,40 @@ class TableScript:
     reference: dict | None = None
 
 
-def publish(table: str, out_dir: Path, df: pd.DataFrame, curves: pd.DataFrame, meta: dict, floors, extras) -> list[str]:
-    """Write <table>.csv, _curves.csv, _summary.csv and the extras from every cell so far; the extras' names."""
+def processor_drift(path: Path = RESULTS / "processor_drift.csv") -> dict[str, float]:
+    """task -> the largest |Δ test metric| of a cell trained at fp32 on two processor kinds (experiments/processor_drift.py)."""
+    if not path.exists():
+        return {}
+    drift = pd.read_csv(path)
+    return {t: float(g["delta"].abs().max()) for t, g in drift.groupby("task")}
+
+
+def publish(table: str, out_dir: Path, df: pd.DataFrame, curves: pd.DataFrame, meta: dict, floors, extras,
+            allow_mixed_precision: bool = False) -> list[str]:
+    """Write <table>.csv, _curves.csv, _summary.csv and the extras from every cell so far; the extras' names.
+    A verdict whose cells ran at different precisions is refused (iapt.harness.stats.mixed_precision) unless
+    `allow_mixed_precision`."""
     cells = df.drop_duplicates("cell")      # also_test adds rows that share their cell
     meta = {**meta, "code_versions": sorted(set(df["code_version"])), "mixed_code_versions": df["code_version"].nunique() > 1,
             # compute time of the table's cells, whichever invocation (or session) ran them
             "cells_wall_s": round(float(cells["cell_wall_s"].sum()), 1),
             # the machines that trained the cells, with how many each: `device` above is only this invocation's
-            "cell_devices": cells["device"].value_counts().to_dict()}
+            "cell_devices": cells["device"].value_counts().to_dict(),
+            "cell_precisions": cells["precision"].value_counts().to_dict(), "allow_mixed_precision": allow_mixed_precision}
     # the adapter's path is this machine's cache: in memory for the extras, not in the committed table
     write_results(df.drop(columns="adapter"), out_dir / f"{table}.csv", meta)
     write_results(curves, out_dir / f"{table}_curves.csv", meta)
     write_results(summarize(df, floors), out_dir / f"{table}_summary.csv", meta)
+    # read by the verdicts (iapt.harness.stats)
+    df.attrs.update(allow_mixed_precision=allow_mixed_precision, processor_drift=processor_drift())
     extra = extras(df) if extras else {}
     for suffix, frame in extra.items():
         write_results(frame, out_dir / f"{table}_{suffix}.csv", meta)
     return list(extra)
 
 
-def run_stages(run: GridRun, script: TableScript, stages: list, out_dir: Path, metadata: dict, floors, also_test):
+def run_stages(run: GridRun, script: TableScript, stages: list, out_dir: Path, metadata: dict, floors, also_test,
+               allow_mixed_precision: bool = False):
     """Run the stages in order; after every cell trained, rewrite the table's CSVs from every cell so far, each with
     metadata that says how many of the planned cells are done (an interrupted run leaves a complete, smaller table)."""
     planned = sum(len(rows) * len(tasks) * len(seeds) for rows, tasks, seeds in stages)
@@ -192,7 +210,7 @@ def run_stages(run: GridRun, script: TableScript, stages: list, out_dir: Path, m
         meta = {**metadata, "cells_done": done, "cells_planned": planned, "wall_s_this_invocation": round(time.time() - t0, 1),
                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         written[:] = publish(script.table, out_dir, pd.concat(row_frames, ignore_index=True),
-                             pd.concat(curves, ignore_index=True), meta, floors, script.extras)
+                             pd.concat(curves, ignore_index=True), meta, floors, script.extras, allow_mixed_precision)
 
     def on_cell(cell_rows: pd.DataFrame, curves: pd.DataFrame, done: int) -> None:
         write(frames + [cell_rows], curve_frames + [curves], done_before + done)
@@ -209,6 +227,11 @@ def run_stages(run: GridRun, script: TableScript, stages: list, out_dir: Path, m
     print(summary[[c for c in summary.columns if not c.endswith(("_spread", "_seeds", "code_versions"))]].to_string(index=False))
     if df["code_version"].nunique() > 1:
         print(f"note: {script.table} mixes code versions (see code_versions)")
+    if df["precision"].nunique() > 1:
+        print(f"note: {script.table}'s cells ran at different precisions ({', '.join(sorted(set(df['precision'])))}): "
+              + ("verdicts written anyway (--allow-mixed-precision)" if allow_mixed_precision else
+                 "a verdict over cells of more than one precision is refused (retrain them at one, or pass "
+                 "--allow-mixed-precision)"))
     print(f"results: {out_dir / (script.table + '.csv')} and its _summary, _curves" + "".join(f", _{s}" for s in written)
           + " (files whose content did not change are left as they were)")
     return df
@@ -225,6 +248,9 @@ def table_cli(doc: str, profiles: dict, argv=None, dry_run: bool = False):
     ap.add_argument("--backbone", help="override the profile's backbone (a local folder or hub id)")
     ap.add_argument("--stages", type=int, nargs="+", metavar="I",
                     help="run only these stages of the profile's plan (0 = the first; e.g. Table 1's core grid: --stages 0)")
+    ap.add_argument("--allow-mixed-precision", action="store_true",
+                    help="write verdicts even over cells trained at different precisions (by default refused: the "
+                         "difference could be the precision's)")
     if dry_run:
         ap.add_argument("--dry-run", action="store_true", help="print the plan and parameter counts, run nothing")
     args = ap.parse_args(argv)
@@ -259,9 +285,12 @@ def run_table(script: TableScript, profiles: dict, argv=None):
     cfg = TrainConfig(**prof["train"])
     records = out_dir / "cells" if args.profile == "cpu" else None
     cache = out_dir / "cells" if args.profile == "smoke" else cache_dir() / "runs"
-    store = CellStore(cache, records, accepted_code_versions(prof, args), script.reference)
+    store = CellStore(cache, records, accepted_code_versions(prof, args), script.reference,
+                      prof.get("reuse_not_for", {}))
     extra = script.metadata(prof) if callable(script.metadata) else (script.metadata or {})
+    from ..precision import default_device, in_effect
     meta = run_metadata(profile=args.profile, backbone=backbone, train=cfg.to_dict(), lrs=list(prof["lrs"]),
+                        precision=in_effect(default_device(), cfg.precision),   # of the cells trained in this invocation
                         data=prof["n"], data_source=prof.get("data", "embedded"), script=script.script, **extra)
     plan = select_stages(prof["stages"], args.stages, args.profile, meta)
     cells = sum(len(rows) * len(tasks) * len(seeds) for rows, tasks, seeds in plan)
@@ -272,4 +301,4 @@ def run_table(script: TableScript, profiles: dict, argv=None):
                   prof.get("data", "embedded"), args.fresh)
     floors = script.floors(prof, backbone, store) if script.floors else None
     also_test = script.also_test(prof, backbone) if script.also_test else None
-    return run_stages(run, script, plan, out_dir, meta, floors, also_test)
+    return run_stages(run, script, plan, out_dir, meta, floors, also_test, args.allow_mixed_precision)

@@ -17,6 +17,7 @@ import pandas as pd
 
 REPRODUCED, CONTRADICTED, NOT_DISTINGUISHABLE = "reproduced", "contradicted", "not distinguishable at this scale"
 ONE_SEED = "one seed: seed variance not included"
+MIXED_PRECISION = "refused: its cells mix precisions"
 CHUNK = 250   # replicates per matrix product (bounds memory on test splits of 10 k examples)
 
 
@@ -88,6 +89,32 @@ def verdict(lo: float, hi: float, margin: float = 0.0, n_seeds: int | None = Non
     return NOT_DISTINGUISHABLE
 
 
+def mixed_precision(cells: pd.DataFrame) -> str | None:
+    """The verdict a comparison gets instead when its `cells` (a table's rows, with their `precision` column) ran at
+    more than one precision: a difference between them could be the precision's. None when they share one, or
+    when the table was written with --allow-mixed-precision (`df.attrs["allow_mixed_precision"]`)."""
+    used = sorted(set(cells["precision"])) if "precision" in cells else []
+    if len(used) <= 1 or cells.attrs.get("allow_mixed_precision"):
+        return None
+    return f"{MIXED_PRECISION} ({' vs '.join(used)}); retrain at one precision or pass --allow-mixed-precision"
+
+
+def drift_beside(diff: float, tasks: list[str], attrs: dict) -> dict:
+    """The largest cross-processor drift measured at fp32 on these tasks (`attrs["processor_drift"]`: task ->
+    max |Δ test metric| of one cell trained on two processor kinds, results/processor_drift.csv), and a note when
+    it is at least half the difference: then which machines trained the cells could matter to the verdict."""
+    measured = [attrs.get("processor_drift", {})[t] for t in tasks if t in attrs.get("processor_drift", {})]
+    if not measured:
+        return {"processor_drift": float("nan"), "drift_note": ""}
+    drift = max(measured)
+    note = "processor drift comparable to the difference" if drift >= abs(diff) / 2 else ""
+    return {"processor_drift": drift, "drift_note": note}
+
+
+def precisions(cells: pd.DataFrame) -> str:
+    return " ".join(sorted(set(cells["precision"]))) if "precision" in cells else ""
+
+
 def per_example(df: pd.DataFrame, row: str) -> dict:
     """task -> (seeds, test examples) per-example scores of one row, by seed."""
     return {task: [[float(x) for x in v.split()] for v in g.sort_values("seed")["test_correct"]]
@@ -99,7 +126,7 @@ def compare_rows(df: pd.DataFrame, a: str, b: str, margin: float = 0.0, tasks: l
     core row against a seed-0-only extended row: seed 0): the crossed bootstrap, |S| (the fewest seeds of any
     task), the interval's half-width, and the verdict. Tasks scored from the same trained cells (rows that share
     a `cell`) share their seed draw."""
-    sa, sb, seeds, groups = {}, {}, set(), {}
+    sa, sb, seeds, groups, used = {}, {}, set(), {}, []
     for task in tasks or sorted(set(df[df.row == a].task)):
         on_task = df[df.task == task]
         shared = set(on_task[on_task.row == a].seed) & set(on_task[on_task.row == b].seed)
@@ -107,11 +134,14 @@ def compare_rows(df: pd.DataFrame, a: str, b: str, margin: float = 0.0, tasks: l
             paired = on_task[on_task.seed.isin(shared)].sort_values("seed")
             sa[task], sb[task] = per_example(paired, a)[task], per_example(paired, b)[task]
             seeds |= shared
+            used.append(paired[paired.row.isin([a, b])])
             groups[task] = tuple(sorted(paired.loc[paired.row.isin([a, b]), "cell"])) if "cell" in paired else task
     if not sa:
         return None
     diff, lo, hi = paired_bootstrap(sa, sb, groups)
-    n_seeds = min(len(v) for v in sa.values())
+    n_seeds, cells = min(len(v) for v in sa.values()), pd.concat(used)
+    cells.attrs = dict(df.attrs)
     return {"tasks": " ".join(sa), "seeds": " ".join(str(s) for s in sorted(seeds)), "n_seeds": n_seeds,
             "diff": diff, "ci_low": lo, "ci_high": hi, "half_width": (hi - lo) / 2, "margin": margin,
-            "verdict": verdict(lo, hi, margin, n_seeds)}
+            "precision": precisions(cells), "verdict": mixed_precision(cells) or verdict(lo, hi, margin, n_seeds),
+            **drift_beside(diff, list(sa), df.attrs)}

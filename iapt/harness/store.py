@@ -40,6 +40,34 @@ def read_record(path: Path) -> dict:
     return record
 
 
+UNRECORDED_PRECISION = "unrecorded (bf16 if the processor had avx512_bf16 or amx_bf16)"
+
+
+def _trained_without_avx512(record: dict) -> bool:
+    """The recorded processor lacked AVX512 (torch capability AVX2 or below), and so any bf16 instruction."""
+    device = record.get("meta", {}).get("device", "")
+    return device.startswith("cpu") and "capability" in device and "AVX512" not in device
+
+
+def record_key(record: dict) -> dict:
+    """A record's settings as today's keys state them: the precision *in effect* (iapt.precision). A record from
+    before the precision in effect was recorded names the one asked for (bf16, then the default); on a processor
+    without AVX512 bf16 autocast could not run, so that record ran — and is keyed — at fp32. On an AVX512 processor
+    it may have run either way: it keeps bf16 and is never taken for an fp32 cell."""
+    spec = record["spec"]
+    if "precision" not in record and spec["train"].get("precision") == "bf16" and _trained_without_avx512(record):
+        return {**spec, "train": {**spec["train"], "precision": "fp32"}}
+    return spec
+
+
+def precision_in_effect(record: dict) -> str:
+    """fp32 or bf16 as the record says or its processor implies; UNRECORDED_PRECISION where neither tells."""
+    if "precision" in record:
+        return record["precision"]["in_effect"]
+    asked = record_key(record)["train"].get("precision", "bf16")
+    return "fp32" if asked == "fp32" else UNRECORDED_PRECISION
+
+
 def readable_name(key: dict, reference: dict) -> str:
     """`<backbone>/<task>/<method>-seed<seed>[-k=v…]/<code>`: options, an explicit size, and the training
     settings and learning rates that differ from `reference` ({"train": {...}, "lrs": [...]})."""
@@ -59,9 +87,12 @@ class CellStore:
     """The one lookup (local cache → committed record → an accepted older code version) and the one save."""
 
     def __init__(self, cache: Path, records: Path | None = None, accepted_versions: tuple[str, ...] = (),
-                 reference: dict | None = None):
+                 reference: dict | None = None, not_for: dict[str, tuple[str, ...]] | None = None):
+        """`not_for`: per accepted version, the methods whose cells it no longer supplies (their arithmetic or data
+        changed since: they are retrained)."""
         self.cache, self.records = Path(cache), Path(records) if records is not None else None
         self.accepted, self.reference = tuple(accepted_versions), reference or {}
+        self.not_for = dict(not_for or {})
         self._index: dict[str, Path] | None = None
 
     def _indexed(self) -> dict[str, Path]:
@@ -69,7 +100,7 @@ class CellStore:
         if self.records is None:
             return {}
         if self._index is None:   # (no records folder yet: an empty index, which `keep` then fills)
-            self._index = {settings_hash(read_record(p)["spec"]): p.parent for p in self.records.rglob("result.json")}
+            self._index = {settings_hash(record_key(read_record(p))): p.parent for p in self.records.rglob("result.json")}
         return self._index
 
     def name(self, key: dict) -> str:
@@ -78,14 +109,15 @@ class CellStore:
         base, digest = readable_name(key, self.reference), settings_hash(key)
         for root in (self.cache, self.records):
             held = root / base / "result.json" if root is not None else None
-            if held is not None and held.exists() and settings_hash(read_record(held)["spec"]) != digest:
+            if held is not None and held.exists() and settings_hash(record_key(read_record(held))) != digest:
                 return f"{base}-{digest}"
         return base
 
     def find(self, key: dict) -> CellResult | None:
         """This version's cell, else one finished with the same settings at an accepted older version: from
         the cache, else restored from its committed record (which keeps no weights)."""
-        for version in (key["code"], *self.accepted):
+        accepted = [v for v in self.accepted if key["method"] not in self.not_for.get(v, ())]
+        for version in (key["code"], *accepted):
             versioned = {**key, "code": version}
             folder = self.cache / self.name(versioned)
             found = folder if (folder / "result.json").exists() else None
@@ -121,8 +153,8 @@ class CellStore:
         folder that keeps them, relative to the store (the cache's name when there is no record store)."""
         if self.records is None:
             return result["cell"]
-        digest = settings_hash(result["spec"])
-        target = self._indexed().get(digest) or self.records / self.name(result["spec"])   # a record stays put
+        digest = settings_hash(record_key(result.record))
+        target = self._indexed().get(digest) or self.records / self.name(record_key(result.record))   # a record stays put
         for path in result.folder.glob("*.json"):
             if not (target / path.name).exists():
                 atomic_write_text(target / path.name, path.read_text())

@@ -38,9 +38,9 @@ class IAPTConfig:
     share: str = field(default="none", metadata={"help": f"cross-layer sharing of projections, one of {SHARING}"})
     dropout: float = field(default=0.0, metadata={"help": "dropout on the pooled bottleneck"})
     generator_input: str = field(default="instruction", metadata={
-        "help": "controls for instruction-awareness: 'shuffled' feeds each row another row's instruction (the "
-                "batch rolled by one), 'constant' feeds ones (a per-layer learned prompt); the slot's base value "
-                "(slot_init) stays the row's own"})
+        "help": "controls for instruction-awareness: 'shuffled' feeds each row another training example's "
+                "instruction, as the bare backbone reads it (iapt/method/donors.py), 'constant' feeds ones (a "
+                "per-layer learned prompt); the slot's base value (slot_init) stays the row's own"})
     frozen_prefix: bool = field(default=True, metadata={
         "help": "train without autograd through the instruction prefix, whose states are the frozen backbone's "
                 "(before_last and between placements; iapt/method/prefix.py); False: one full pass [ours]"})

@@ -27,6 +27,7 @@ from ..contract import MethodIdentity, ParameterGroups, TunedModel
 from ..evaluation.positions import label_positions, loss_at
 from ..data.format import instruction_tokens
 from .config import IAPTConfig
+from .donors import DonorPool
 from .generator import build_generators, masked_mean, rationals, theta_ids
 from .prefix import Tail, cut, run_prefix, tail_logit_index
 from .rational import Rational
@@ -52,6 +53,7 @@ class Widened:
     instruction_mask: torch.Tensor  # B, T+k (slots excluded)
     slot_index: torch.Tensor        # B, k
     logit_index: torch.Tensor       # B, T   widened position whose logit the caller's position j receives
+    donor: object = None            # the shuffled control's DonorStates (iapt.method.donors), else None
 
     def for_rows(self, rows: int) -> "Widened":
         """Beam search runs each row `rows / B` times, consecutively (repeat_interleave): follow suit."""
@@ -62,7 +64,8 @@ class Widened:
             raise ValueError(f"a batch of {rows} rows cannot come from {B} prompts")
         n = rows // B
         return Widened(*(t.repeat_interleave(n, dim=0) for t in (self.input_ids, self.attention_mask, self.position_ids,
-                                                                 self.instruction_mask, self.slot_index, self.logit_index)))
+                                                                 self.instruction_mask, self.slot_index, self.logit_index)),
+                       donor=self.donor.for_rows(rows) if self.donor is not None else None)
 
 
 def widen(input_ids, attention_mask, instruction_mask, k: int, placement: str, placeholder_id: int = 0) -> Widened:
@@ -112,6 +115,7 @@ class IAPTModel(TunedModel):
         self._widened: Widened | None = None   # the batch being run, set only inside `_injecting`
         self._tail: Tail | None = None         # the tail pass's cached prefix, set only inside `_tail_logits`
         self.prefix_passes = 0                 # training steps that ran the instruction prefix without autograd
+        self.donors: DonorPool | None = None   # the shuffled control's donor instructions (use_training_data)
         first = min(int(i) for i in self.generators)
         for i, layer in enumerate(self.layers):
             if str(i) in self.generators:
@@ -139,22 +143,24 @@ class IAPTModel(TunedModel):
         # A pass over the whole prompt (extra > 0: generation without cache re-reads generated tokens,
         # which are never instruction).
         instruction = F.pad(w.instruction_mask, (0, extra), value=False)
-        prompt = self._prompt(layer, generator, hidden, instruction)                 # B, k, d
+        prompt = self._prompt(i, layer, generator, hidden, instruction, w.donor)      # B, k, d
         index = w.slot_index[..., None].expand(-1, -1, hidden.shape[-1])
         hidden = hidden.scatter(1, index, prompt.to(hidden.dtype))
         if args:
             return (hidden, *args[1:]), kwargs
         return args, {**kwargs, "hidden_states": hidden}
 
-    def _prompt(self, layer, generator, hidden, instruction) -> torch.Tensor:
-        """One layer's k soft tokens from its input states `hidden` (B, n, d) at the `instruction` positions."""
-        read = layer.input_layernorm(hidden) if self.config.read == "norm" else hidden
+    def _prompt(self, i: int, layer, generator, hidden, instruction, donor=None) -> torch.Tensor:
+        """Layer i's k soft tokens from its input states `hidden` (B, n, d) at the `instruction` positions (the
+        shuffled control: from its `donor`'s states instead, iapt.method.donors)."""
+        def reading(states):
+            return layer.input_layernorm(states) if self.config.read == "norm" else states
         weight = next(generator.parameters())
-        source, source_mask = read, instruction
-        if self.config.generator_input == "shuffled":     # control: another row's instruction
-            source, source_mask = read.roll(1, 0), instruction.roll(1, 0)
+        source, source_mask = reading(hidden), instruction
+        if self.config.generator_input == "shuffled":     # control: another example's instruction
+            source, source_mask = reading(donor.states[i].to(hidden.dtype)), donor.mask
         elif self.config.generator_input == "constant":   # control: no instruction at all
-            source = torch.ones_like(read)
+            source = torch.ones_like(source)
         prompt = generator(source.to(weight.dtype), source_mask)
         if self.config.slot_init == "mean":
             prompt = prompt + masked_mean(hidden, instruction)[:, None].to(prompt.dtype)
@@ -165,7 +171,7 @@ class IAPTModel(TunedModel):
         last instruction token under before_last among them); its prompt fills the slots."""
         t = self._tail
         states, mask = torch.cat([t.states[i], hidden], 1), torch.cat([t.prefix_instr, t.tail_instr], 1)
-        prompt = self._prompt(layer, generator, states, mask)
+        prompt = self._prompt(i, layer, generator, states, mask, t.donor)
         index = t.slot_index[..., None].expand(-1, -1, hidden.shape[-1])
         return hidden.scatter(1, index, prompt.to(hidden.dtype))
 
@@ -208,8 +214,20 @@ class IAPTModel(TunedModel):
     def _widen(self, input_ids, attention_mask, instruction_mask) -> Widened:
         if instruction_mask is None:  # called without a Batch: the rule iapt.data.format applies
             instruction_mask = instruction_tokens(attention_mask)
-        return widen(input_ids, attention_mask, instruction_mask, self.config.num_soft_tokens,
-                     self.config.placement, self.placeholder_id)
+        w = widen(input_ids, attention_mask, instruction_mask, self.config.num_soft_tokens,
+                  self.config.placement, self.placeholder_id)
+        if self.config.generator_input == "shuffled":
+            if self.donors is None:
+                raise UserError("the shuffled-instruction control reads donor instructions from its training data: "
+                                "train it with iapt's loop (which calls use_training_data), or load an adapter saved "
+                                "with its donors.json")
+            w.donor = self.donors.states(self.base_model, input_ids, instruction_mask.bool() & attention_mask.bool())
+        return w
+
+    def use_training_data(self, features: list[dict]) -> None:
+        """The shuffled control draws its donors from the training instructions."""
+        if self.config.generator_input == "shuffled":
+            self.donors = DonorPool.from_features(features)
 
     def _frozen_prefix_configured(self) -> bool:
         """The configuration allows it: slots after the instruction prefix, a generator in every layer."""
@@ -230,7 +248,7 @@ class IAPTModel(TunedModel):
         self.prefix_passes += 1
         index, inside = tail_logit_index(w, c, positions)
         keep = index.unique()
-        self._tail = Tail(states, w.instruction_mask[:, :c], w.instruction_mask[:, c:], w.slot_index - c)
+        self._tail = Tail(states, w.instruction_mask[:, :c], w.instruction_mask[:, c:], w.slot_index - c, w.donor)
         try:
             out = self.base_model(input_ids=w.input_ids[:, c:], attention_mask=w.attention_mask,
                                   position_ids=w.position_ids[:, c:], past_key_values=cache, use_cache=True,
@@ -303,6 +321,8 @@ class IAPTModel(TunedModel):
         path.mkdir(parents=True, exist_ok=True)
         self.config.save(path / CONFIG_NAME)
         save_model(self.generators, str(path / WEIGHTS_NAME))
+        if self.donors is not None:
+            self.donors.save(path)
         record_backbone(self.base_model, path)
 
     @classmethod
@@ -327,6 +347,7 @@ class IAPTModel(TunedModel):
         except Exception as e:   # safetensors raises its own error for a truncated file, torch for a mismatch
             raise UserError(f"{path / WEIGHTS_NAME} cannot be loaded ({type(e).__name__}: {e}); save the adapter "
                             "again") from None
+        model.donors = DonorPool.load(path)
         return model
 
 

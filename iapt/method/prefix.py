@@ -37,6 +37,7 @@ class Tail:
     prefix_instr: torch.Tensor    # B, c       its instruction tokens
     tail_instr: torch.Tensor      # B, W - c   the tail's
     slot_index: torch.Tensor      # B, k       the slots' positions in the tail
+    donor: object = None          # the shuffled control's DonorStates (iapt.method.donors)
 
 
 def cut(w) -> int:

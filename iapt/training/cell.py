@@ -28,6 +28,7 @@ from ..data.splits import load_split
 from ..data.tasks import get_task
 from ..evaluation.evaluator import evaluate
 from ..harness.runinfo import CODE_AT_START, atomic_write_text, run_metadata
+from ..precision import default_device, in_effect, precision_record
 from .config import TrainConfig
 from .loop import train
 
@@ -100,7 +101,9 @@ def prepare(spec: CellSpec) -> PreparedCell:
               for split, n in (("train", spec.n_train), ("dev", spec.n_dev), ("test", spec.n_test))}
     key = {"method": spec.method, "task": spec.task, "data": spec.data, "backbone": spec.backbone, "budget": budget,
            "size": spec.size, "options": dict(spec.options), "lrs": list(spec.lrs),
-           "train": {**spec.train.to_dict(), "lr": None}, "n": {k: len(v) for k, v in splits.items()},
+           # the precision in effect, not the one asked for: bf16 asked where it cannot run is fp32, and keyed so
+           "train": {**spec.train.to_dict(), "lr": None, "precision": in_effect(default_device(), spec.train.precision)},
+           "n": {k: len(v) for k, v in splits.items()},
            "code": CODE_AT_START}
     return PreparedCell(spec, backbone, tokenizer, splits, key)
 
@@ -155,6 +158,7 @@ def run_cell(cell: PreparedCell, folder: Path, ctx: RunContext, name: str) -> Ce
         "wall_s": {"cell": time.time() - started, "test_eval": test_wall,
                    "train": sum(t["train_wall_s"] for t in trials.values()),
                    "dev_eval": sum(t["eval_wall_s"] for t in trials.values())},
+        "precision": precision_record(ctx.accelerator.device, spec.train.precision),   # training and evaluation
         "peak_memory_mb": peak_memory_mb(ctx.accelerator.device), "processes": ctx.accelerator.num_processes,
         "adapter": str(folder / "adapter"),
         "meta": run_metadata(device=ctx.accelerator.device, backbone=spec.backbone, seed=spec.train.seed),

@@ -4,9 +4,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from ..data.format import DEFAULT_MAX_LENGTH
+from ..precision import PRECISIONS
 
 THETA_MODES = ("alternate", "joint", "frozen")
-PRECISIONS = ("bf16", "fp32")
 POSITIVE = ("steps", "batch_size", "eval_every", "clip", "eval_batch_size", "theta_batch_size",
             "max_length")   # clip: the gradient-norm bound (float("inf") for none)
 NON_NEGATIVE = ("lr", "theta_lr")   # 0 holds a parameter group still
@@ -22,7 +22,7 @@ class TrainConfig:
     patience: int | None = 4             # evaluations without a better dev metric before stopping; None: never
     warmup_ratio: float = 0.06
     clip: float = 1.0
-    precision: str = "bf16"              # bf16 autocast where supported, else fp32; "fp32" forces fp32
+    precision: str = "fp32"              # training and evaluation; "bf16": autocast where the device has it (iapt.precision)
     eval_batch_size: int = 16
     theta: str = "alternate"             # rational coefficients: alternate | joint | frozen
     theta_lr: float = 1e-3               # ours; the paper's 1e-6 barely moves Θ in a few hundred steps

@@ -1,10 +1,12 @@
 """One training loop for every method (iapt.contract), single process to multi-GPU through 🤗 Accelerate.
 
-AdamW, linear decay after 6 % warm-up, gradient clipping, bf16 autocast where the device has it (fp32
-otherwise), dev evaluation every K steps with early stopping, and the best dev state restored at the end.
+AdamW, linear decay after 6 % warm-up, gradient clipping, fp32 (or bf16 autocast where asked for and the device
+has it: iapt.precision), dev evaluation every K steps with early stopping, and the best dev state restored at the end.
 IAPT's rational coefficients Θ have three modes: `alternate` (the paper's bi-level scheme: after each step of
-the generator weights Ω on a training batch, one step of Θ on a dev batch with its own learning rate),
-`joint` (Θ trained with Ω on the training loss) and `frozen`.
+the generator weights Ω on a training batch, one step of Θ on a batch of Θ's own examples with its own learning
+rate), `joint` (Θ trained with Ω on the training loss) and `frozen`. Θ's examples are carved from the training
+split (`theta_split`): the dev split only selects (learning rate, checkpoint), for every method alike, and IAPT
+sees no more labelled examples than a baseline.
 
 A trial is three named steps — `omega_step`, `theta_step`, `dev_evaluation` — over one `Trial`, checkpointed at
 every evaluation (iapt.training.checkpoint), so an interrupted run resumes to the same result.
@@ -28,7 +30,8 @@ from transformers import get_linear_schedule_with_warmup
 from ..contract import TunedModel
 from ..data.format import DEFAULT_MAX_LENGTH, collate, encode, fit_prompt
 from ..data.tasks import Example, Task, target
-from ..evaluation.evaluator import autocast, evaluate
+from ..evaluation.evaluator import evaluate
+from ..precision import autocast
 from .checkpoint import load_trainable_state, restore_checkpoint, save_checkpoint, trainable_state
 from .config import TrainConfig
 from .sampler import Sampler
@@ -72,7 +75,7 @@ class Trial:
     cfg: TrainConfig
     accelerator: object
     feats: list[dict]                 # training features
-    dev_feats: list[dict]             # Θ's features (alternating mode)
+    theta_feats: list[dict]           # Θ's features (alternating mode; carved from the training split)
     dev_examples: list[Example]       # what the dev evaluation scores
     weights: list                     # Ω
     theta: list                       # Θ
@@ -87,6 +90,20 @@ class Trial:
     @property
     def device(self):
         return self.accelerator.device
+
+
+THETA_SHARE = 0.1   # of the training split, for Θ's examples when Θ alternates (Ω trains on the rest)
+
+
+def theta_split(examples: list, theta_batch_size: int) -> tuple[list, list]:
+    """(Ω's examples, Θ's examples): Θ takes the last tenth of the training split (at least one Θ batch), Ω the
+    rest. The splits are shuffled once when built (iapt.data), so the last tenth is a random tenth, and a cap on
+    the training split (`n_train`: its first N) still gives Ω a prefix of the same order."""
+    n_theta = max(theta_batch_size, round(THETA_SHARE * len(examples)))
+    if n_theta >= len(examples):
+        raise ValueError(f"{len(examples)} training examples are too few to carve {n_theta} for Θ and train Ω on "
+                         "the rest; use more training examples, or theta='joint' or 'frozen'")
+    return examples[:-n_theta], examples[-n_theta:]
 
 
 def optimisers(model: TunedModel, cfg: TrainConfig):
@@ -111,14 +128,16 @@ def start_trial(model: TunedModel, tokenizer, task: Task, train_examples, dev_ex
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     model.to(accelerator.device)
-    feats = training_features(tokenizer, task, train_examples, cfg.max_length)
-    dev_feats = training_features(tokenizer, task, dev_examples, cfg.max_length)
     weights, theta, opt, sched, theta_opt = optimisers(model, cfg)
+    omega_examples, theta_examples = theta_split(train_examples, cfg.theta_batch_size) if theta_opt else (train_examples, [])
+    feats = training_features(tokenizer, task, omega_examples, cfg.max_length)
+    theta_feats = training_features(tokenizer, task, theta_examples, cfg.max_length)
+    model.use_training_data(feats)
     wrapped = accelerator.prepare_model(model)
     lengths = (lambda fs: [len(f["input_ids"]) for f in fs]) if cfg.group_by_length else (lambda fs: None)
-    return Trial(model, wrapped, tokenizer, task, cfg, accelerator, feats, dev_feats, dev_examples, weights, theta,
+    return Trial(model, wrapped, tokenizer, task, cfg, accelerator, feats, theta_feats, dev_examples, weights, theta,
                  opt, sched, theta_opt, Sampler(len(feats), cfg.seed, lengths(feats), cfg.batch_size),
-                 Sampler(len(dev_feats), cfg.seed + 1, lengths(dev_feats), cfg.theta_batch_size),
+                 Sampler(len(theta_feats), cfg.seed + 1, lengths(theta_feats), cfg.theta_batch_size),
                  rational_coefficients(model), TrainState())
 
 
@@ -150,12 +169,12 @@ def omega_step(trial: Trial, step: int) -> float | None:
 
 
 def theta_step(trial: Trial) -> None:
-    """One step of Θ on a dev batch (alternating mode; Ω's gradients of this pass are dropped). A non-finite
+    """One step of Θ on a batch of its own examples (alternating mode; Ω's gradients of this pass are dropped). A non-finite
     Θ gradient is skipped, not applied: applied, it would make Θ (and every later step) NaN."""
     acc = trial.accelerator
     index = trial.theta_sampler.take(trial.cfg.theta_batch_size)
     index = index[acc.process_index::acc.num_processes] if len(index) >= acc.num_processes else index
-    acc.backward(batch_loss(trial, trial.dev_feats, index))
+    acc.backward(batch_loss(trial, trial.theta_feats, index))
     if all(p.grad is None or torch.isfinite(p.grad).all() for p in trial.theta):
         trial.theta_opt.step()
     else:
@@ -234,6 +253,7 @@ def finish(trial: Trial) -> dict:
     result = {**state.history, "best_dev_metric": state.best_metric, "best_step": state.best_step,
               "steps_run": state.step, "stopped_early": state.stopped_early, "diverged_at": state.diverged_at,
               "theta_steps_skipped": state.theta_steps_skipped,
+              "examples": {"omega": len(trial.feats), "theta": len(trial.theta_feats), "dev": len(trial.dev_examples)},
               "train_wall_s": state.train_wall_s, "eval_wall_s": state.eval_wall_s}
     if trial.theta_init:
         result["theta_drift"] = theta_drift(trial.theta_init, rational_coefficients(trial.model))   # the best state's
