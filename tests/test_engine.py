@@ -201,6 +201,24 @@ def test_cells_of_an_accepted_older_code_version_are_reused(tmp_path, monkeypatc
     assert other_settings["code_version"] == "new0000000"   # only the same settings are reused
 
 
+def test_an_accepted_version_does_not_supply_the_methods_it_is_not_for(tmp_path, monkeypatch):
+    """IAPT's cells at older versions are retrained (its Θ data changed); the other methods' are still reused."""
+    import iapt.training.cell
+    from iapt.harness.store import CellStore
+    monkeypatch.setattr(iapt.training.cell, "CODE_AT_START", "old0000000")
+    run_in(CellStore(tmp_path), tiny_spec())
+    monkeypatch.setattr(iapt.training.cell, "CODE_AT_START", "new0000000")
+    store = CellStore(tmp_path, accepted_versions=("old0000000",), not_for={"old0000000": ("lora",)})
+    assert store.find(prepare_key(tiny_spec())) is None
+    assert CellStore(tmp_path, accepted_versions=("old0000000",), not_for={"old0000000": ("iapt",)}).find(
+        prepare_key(tiny_spec()))["code_version"] == "old0000000"
+
+
+def prepare_key(spec) -> dict:
+    from iapt.training.cell import prepare
+    return prepare(spec).key
+
+
 def test_cells_are_found_by_their_settings_not_by_their_folder_name(tmp_path):
     """Renaming a record's folder (a migration, a new naming rule) must not lose it."""
     from iapt.harness.store import CellStore
