@@ -18,6 +18,14 @@ experiments/backbone_configs/smollm2-1.7b) with random weights on the device: to
 weights' values, and a machine without the weights (or network) can still time a larger backbone.
 Output (+ .meta.json), rewritten after each configuration: results/table5.csv (cpu), results/table5_full.csv
 (full on a CPU), results/table5_gpu-<backbone>.csv (any profile on a GPU, the device named in the metadata).
+
+The shared-prefix scenario (`shared_prefix` in the profile; --scenario shared_prefix runs it alone): every request
+is one task definition of ~150 tokens (as in Natural Instructions) plus a short input of its own, in one
+mixed-tenant batch. IAPT computes the shared prefix once for the batch (its prefix is the bare backbone's:
+iapt/serving/shared_prefix.py), as the bare backbone does; gathered all-linear LoRA can share it only within a
+tenant (once per distinct tenant), and is also timed prefilling every row in full. Output:
+table5_shared_prefix.csv (table5_shared_prefix_gpu-<backbone>.csv on a GPU), with the time-to-first-token ratios
+IAPT ÷ LoRA (the better of its two ways) and IAPT ÷ bare in the metadata.
 """
 from __future__ import annotations
 
@@ -44,9 +52,11 @@ from iapt.harness.runinfo import COMMIT_AT_START, REPO, RESULTS, run_metadata, w
 from experiments.common import load_settings
 from iapt.serving.multitenant import (BareBackbone, GatheredLoRA, PeftMixedLoRA, StepClock, TenantIAPT,
                           TenantPromptTuning, random_lora)
+from iapt.serving.shared_prefix import bare_shared, iapt_shared, lora_shared
 
 # table5_multitenant.yaml beside this file
-PROFILES = load_settings(__file__, ("backbone", "central", "vary", "repeats", "random_weights", "expected"))
+PROFILES = load_settings(__file__, ("backbone", "central", "vary", "repeats", "random_weights", "expected",
+                                    "shared_prefix"))
 CENTRAL = PROFILES["cpu"]["central"]
 WARMUP_TOKENS = 2
 METHODS = ["bare", "iapt", "lora_gathered", "lora_qv_gathered", "lora_peft", "prompt_tuning"]
@@ -160,6 +170,104 @@ def configurations(central: dict, vary: dict) -> list[tuple[str, dict]]:
     return out
 
 
+def served_in_full(server, prefix, ids, mask, tenants, new: int, clock):
+    """No sharing: prefix + input as each row's own prompt."""
+    return server.generate(*in_full(prefix, ids, mask), tenants, new, clock=clock)
+
+
+SHARED_METHODS = {   # name: (server, how it serves a batch whose requests share one prefix)
+    "bare, prefix once": ("bare", bare_shared),
+    "iapt, prefix once": ("iapt", iapt_shared),
+    "lora_gathered, prefix per tenant": ("lora_gathered", lora_shared),
+    "lora_gathered, every row in full": ("lora_gathered", served_in_full),
+    "iapt, every row in full": ("iapt", served_in_full),
+}
+
+
+def in_full(prefix, ids, mask):
+    """Prefix + each row's input as one left-padded prompt per row (no sharing)."""
+    rows = [torch.cat([prefix, r[m.bool()]]) for r, m in zip(ids, mask)]
+    n = max(len(r) for r in rows)
+    full = torch.zeros(len(rows), n, dtype=ids.dtype, device=ids.device)
+    full_mask = torch.zeros_like(full)
+    for i, r in enumerate(rows):
+        full[i, n - len(r):], full_mask[i, n - len(r):] = r, 1
+    return full, full_mask
+
+
+def shared_requests(cfg: dict, vocab: int, device, seed: int = 0):
+    """One prefix of cfg["prefix"] tokens; per row an input of cfg["input"] // 2 to cfg["input"] tokens, left-padded."""
+    g = torch.Generator().manual_seed(seed)
+    prefix = torch.randint(100, vocab, (cfg["prefix"],), generator=g)
+    lengths = torch.randint(max(1, cfg["input"] // 2), cfg["input"] + 1, (cfg["batch"],), generator=g)
+    ids = torch.randint(100, vocab, (cfg["batch"], cfg["input"]), generator=g)
+    mask = (torch.arange(cfg["input"])[None] >= cfg["input"] - lengths[:, None]).long()
+    tenants = torch.arange(cfg["batch"]) % cfg["tenants"]
+    return prefix.to(device), (ids * mask).to(device), mask.to(device), tenants.to(device)
+
+
+def stamp(times: dict, clock: StepClock, mem: PeakMemory) -> None:
+    """One timed generation's numbers, from its clock and its memory probe."""
+    for key, value in (("full", clock.total_s), ("first", clock.first_token_s), ("decode", clock.decode_s_per_token),
+                       ("mem", mem.mb)):
+        times[key].append(value)
+
+
+def summary(times: dict, tokens: int) -> dict:
+    med = statistics.median(times["full"])
+    return {"tokens_per_s": tokens / med, "tokens_per_s_min": tokens / max(times["full"]),
+            "tokens_per_s_max": tokens / min(times["full"]), "ttft_s": statistics.median(times["first"]),
+            "ttft_s_min": min(times["first"]), "ttft_s_max": max(times["first"]),
+            "decode_ms_per_token": 1000 * statistics.median(times["decode"]),
+            "peak_memory_mb": max(times["mem"]), "full_s_median": med}
+
+
+def grid_rows(servers, info, configs, repeats, device, precision, clock, vocab, write) -> list[dict]:
+    rows = []
+    for factor, cfg in tqdm(configs, desc="table5 configurations", unit="cfg"):
+        ids, mask, tenants = requests(cfg, vocab, device)
+        times = {m: {"full": [], "first": [], "decode": [], "mem": []} for m in METHODS}
+        for rep in range(repeats + 1):   # round 0 is the warm-up (same shapes, few tokens); methods interleaved
+            n = cfg["new"] if rep else WARMUP_TOKENS
+            for m in METHODS:
+                with PeakMemory(device) as mem, autocast(device, precision):
+                    out_tokens = servers[m].generate(ids, mask, tenants, n, clock=clock)
+                assert out_tokens.shape == (cfg["batch"], n) and len(clock.stamps) == n
+                if rep:
+                    stamp(times[m], clock, mem)
+        for m in METHODS:
+            rows.append({"factor": factor, **cfg, "method": m, "size": info["sizes"].get(m, ""),
+                         "tunable_params_per_tenant": info["params"][m],
+                         **summary(times[m], cfg["batch"] * cfg["new"]), "repeats": repeats, "precision": precision})
+        tqdm.write(f"{factor} {cfg}: " + ", ".join(f"{r['method']} {r['tokens_per_s']:.0f} tok/s" for r in rows[-len(METHODS):]))
+        write(pd.DataFrame(rows))
+    return rows
+
+
+def shared_prefix_rows(servers, info, cfg, repeats, device, precision, clock, vocab) -> tuple[list[dict], dict]:
+    """The shared-prefix scenario, every method interleaved within each repeat; its rows and TTFT ratios."""
+    prefix, ids, mask, tenants = shared_requests(cfg, vocab, device)
+    times = {m: {"full": [], "first": [], "decode": [], "mem": []} for m in SHARED_METHODS}
+    for rep in tqdm(range(repeats + 1), desc="shared-prefix repeats"):   # round 0: the warm-up
+        n = cfg["new"] if rep else WARMUP_TOKENS
+        for m, (server, serve) in SHARED_METHODS.items():
+            with PeakMemory(device) as mem, autocast(device, precision):
+                tokens = serve(servers[server], prefix, ids, mask, tenants, n, clock)
+            assert tokens.shape == (cfg["batch"], n) and len(clock.stamps) == n
+            if rep:
+                stamp(times[m], clock, mem)
+    rows = [{"scenario": "shared prefix", **cfg, "method": m, "server": server, "size": info["sizes"].get(server, ""),
+             "tunable_params_per_tenant": info["params"][server], **summary(times[m], cfg["batch"] * cfg["new"]),
+             "repeats": repeats, "precision": precision} for m, (server, _) in SHARED_METHODS.items()]
+    ttft = {r["method"]: r["ttft_s"] for r in rows}
+    best_lora = min(ttft["lora_gathered, prefix per tenant"], ttft["lora_gathered, every row in full"])
+    ratios = {"iapt_ttft_over_best_lora": ttft["iapt, prefix once"] / best_lora,
+              "iapt_ttft_over_bare": ttft["iapt, prefix once"] / ttft["bare, prefix once"],
+              "iapt_ttft_over_iapt_in_full": ttft["iapt, prefix once"] / ttft["iapt, every row in full"],
+              "target": "iapt_ttft_over_best_lora <= 0.5"}
+    return rows, ratios
+
+
 @cli
 def main(argv=None):
     ap = profile_parser(__doc__, PROFILES)
@@ -167,61 +275,47 @@ def main(argv=None):
     ap.add_argument("--random-weights", action="store_true",
                     help="build --backbone (a folder with config.json) with random weights: same speed, no weights needed")
     ap.add_argument("--repeats", type=int, help="repeats after the warm-up (default: the profile's)")
+    ap.add_argument("--scenario", choices=("both", "grid", "shared_prefix"), default="both",
+                    help="the configurations grid, the shared-prefix scenario, or both (default)")
     args = ap.parse_args(argv)
     prof, out_dir = chosen_profile(args, PROFILES, {name: RESULTS for name in ("cpu", "gpu", "full")})
     backbone, repeats = args.backbone or prof["backbone"], args.repeats or prof["repeats"]
     random_weights = args.random_weights or prof.get("random_weights", False)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     precision = "bf16" if device == "cuda" or cpu_has_bf16() else "fp32"
-    name = f"table5_gpu-{Path(backbone).name}.csv" if device == "cuda" else "table5_full.csv" if args.profile == "full" else "table5.csv"
-    out = out_dir / name
+    suffix = f"_gpu-{Path(backbone).name}" if device == "cuda" else "_full" if args.profile == "full" else ""
+    out, shared_out = out_dir / f"table5{suffix}.csv", out_dir / f"table5_shared_prefix{suffix}.csv"
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    configs = configurations(prof["central"], prof["vary"])
-    max_tenants = max(c["tenants"] for _, c in configs)
+    configs = configurations(prof["central"], prof["vary"]) if args.scenario != "shared_prefix" else []
+    shared_cfg = prof.get("shared_prefix") if args.scenario != "grid" else None
+    max_tenants = max([c["tenants"] for _, c in configs] + ([shared_cfg["tenants"]] if shared_cfg else []))
     start = time.time()
     servers, info = build_servers(backbone, max_tenants, device, random_weights=random_weights)
     vocab = servers["bare"].base_model.config.get_text_config().vocab_size
-    rows = []
-    print(f"Table 5 ({args.profile}): {len(configs)} configurations x {len(METHODS)} methods x {repeats} repeats "
-          f"(after a {WARMUP_TOKENS}-token warm-up) on {device}, {precision}; {prof.get('expected', '')}; writing {out} "
-          f"after each configuration")
+
+    def meta(**extra):
+        return run_metadata(device=device, backbone=backbone, precision=precision, profile=args.profile,
+                            random_weights=random_weights, **commit_sent_to_device(), seeds=[0], repeats=repeats,
+                            wall_time_s=round(time.time() - start, 1), script="experiments/table5_multitenant.py",
+                            **extra)
+    print(f"Table 5 ({args.profile}): {len(configs)} configurations x {len(METHODS)} methods"
+          + (f" and the shared-prefix scenario ({len(SHARED_METHODS)} ways)" if shared_cfg else "")
+          + f", {repeats} repeats (after a {WARMUP_TOKENS}-token warm-up) on {device}, {precision}; "
+          f"{prof.get('expected', '')}; writing {out if configs else ''} {shared_out if shared_cfg else ''}")
     clock = StepClock(sync)
-    for factor, cfg in tqdm(configs, desc="table5 configurations", unit="cfg"):
-        ids, mask, tenants = requests(cfg, vocab, device)
-        times = {m: {"full": [], "first": [], "decode": [], "mem": []} for m in METHODS}
-        for rep in range(repeats + 1):   # round 0 is the warm-up (same shapes, few tokens)
-            n = cfg["new"] if rep else WARMUP_TOKENS
-            for m in METHODS:
-                with PeakMemory(device) as mem, autocast(device, precision):
-                    out_tokens = servers[m].generate(ids, mask, tenants, n, clock=clock)
-                assert out_tokens.shape == (cfg["batch"], n) and len(clock.stamps) == n
-                if rep:
-                    times[m]["full"].append(clock.total_s)
-                    times[m]["first"].append(clock.first_token_s)
-                    times[m]["decode"].append(clock.decode_s_per_token)
-                    times[m]["mem"].append(mem.mb)
-        for m in METHODS:
-            full = times[m]["full"]
-            med = statistics.median(full)
-            rows.append({"factor": factor, **cfg, "method": m, "size": info["sizes"].get(m, ""),
-                         "tunable_params_per_tenant": info["params"][m],
-                         "tokens_per_s": cfg["batch"] * cfg["new"] / med,
-                         "tokens_per_s_min": cfg["batch"] * cfg["new"] / max(full),
-                         "tokens_per_s_max": cfg["batch"] * cfg["new"] / min(full),
-                         "ttft_s": statistics.median(times[m]["first"]),
-                         "decode_ms_per_token": 1000 * statistics.median(times[m]["decode"]),
-                         "peak_memory_mb": max(times[m]["mem"]), "full_s_median": med, "repeats": repeats,
-                         "precision": precision})
-        tqdm.write(f"{factor} {cfg}: " + ", ".join(f"{r['method']} {r['tokens_per_s']:.0f} tok/s" for r in rows[-len(METHODS):]))
-        df = pd.DataFrame(rows)
-        write_results(df, out, run_metadata(device=device, backbone=backbone, precision=precision, profile=args.profile,
-                                            random_weights=random_weights, **commit_sent_to_device(),
-                                            seeds=[0], repeats=repeats, central=prof["central"],
-                                            wall_time_s=round(time.time() - start, 1),
-                                            script="experiments/table5_multitenant.py"))
-    print(pd.DataFrame(rows)[["factor", "batch", "tenants", "prompt", "new", "method", "tokens_per_s", "ttft_s",
-                              "decode_ms_per_token", "peak_memory_mb"]].to_string(index=False))
-    print(f"wrote {out}")
+    if configs:
+        rows = grid_rows(servers, info, configs, repeats, device, precision, clock, vocab,
+                         lambda df: write_results(df, out, meta(central=prof["central"])))
+        print(pd.DataFrame(rows)[["factor", "batch", "tenants", "prompt", "new", "method", "tokens_per_s", "ttft_s",
+                                  "decode_ms_per_token", "peak_memory_mb"]].to_string(index=False))
+        print(f"wrote {out}")
+    if shared_cfg:
+        rows, ratios = shared_prefix_rows(servers, info, shared_cfg, repeats, device, precision, clock, vocab)
+        write_results(pd.DataFrame(rows), shared_out, meta(shared_prefix=shared_cfg, ratios=ratios))
+        print(pd.DataFrame(rows)[["method", "tokens_per_s", "ttft_s", "ttft_s_min", "ttft_s_max",
+                                  "peak_memory_mb"]].to_string(index=False))
+        print(", ".join(f"{k} = {v:.2f}" if isinstance(v, float) else f"({v})" for k, v in ratios.items()))
+        print(f"wrote {shared_out}")
 
 
 if __name__ == "__main__":

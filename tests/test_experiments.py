@@ -163,6 +163,12 @@ def test_table5_smoke_and_notebook(tmp_path):
     df = pd.read_csv(out / "table5.csv")
     assert set(df.method) == set(table5_multitenant.METHODS) and (df.tokens_per_s > 0).all()
     assert set(df.factor) == {"central", "batch", "tenants"}
+    shared = pd.read_csv(out / "table5_shared_prefix.csv")
+    assert set(shared.method) == set(table5_multitenant.SHARED_METHODS) and (shared.ttft_s > 0).all()
+    ratios = json.loads((out / "table5_shared_prefix.meta.json").read_text())["ratios"]
+    ttft = shared.set_index("method").ttft_s      # LoRA's better way, shared per tenant or in full
+    best_lora = min(ttft["lora_gathered, prefix per tenant"], ttft["lora_gathered, every row in full"])
+    assert ratios["iapt_ttft_over_best_lora"] == pytest.approx(ttft["iapt, prefix once"] / best_lora)
     execute_notebook("table5.ipynb", out, tmp_path)
     assert (tmp_path / "figures" / "table5_tenants.png").exists()
 

@@ -89,3 +89,36 @@ def test_step_clock_times_every_token_without_changing_the_output(built, name):
     assert torch.equal(timed, server.generate(IDS, MASK, TENANTS, NEW))
     assert len(clock.stamps) == NEW and clock.stamps == sorted(clock.stamps)
     assert 0 < clock.first_token_s <= clock.total_s and clock.decode_s_per_token > 0
+
+
+# a task definition shared by every request, before each request's own input
+PREFIX = torch.arange(21, 36)
+
+
+def shape_spy(server):
+    """The (rows, tokens) of each backbone call a server makes."""
+    base = server.model.base_model if hasattr(server, "model") else server.base_model
+    calls = []
+    handle = base.register_forward_pre_hook(lambda m, a, kw: calls.append(tuple(kw["input_ids"].shape)), with_kwargs=True)
+    return calls, handle
+
+
+@pytest.mark.parametrize("name", ["bare", "iapt", "lora_gathered"])
+def test_a_shared_prefix_batch_serves_each_request_as_it_is_served_alone(built, name):
+    from iapt.serving.shared_prefix import bare_shared, iapt_shared, lora_shared
+    server = BareBackbone(tiny_model()) if name == "bare" else built[name][0]
+    serve = {"bare": bare_shared, "iapt": iapt_shared, "lora_gathered": lora_shared}[name]
+    clock, (calls, handle) = StepClock(), shape_spy(server)
+    try:
+        shared = serve(server, PREFIX, IDS, MASK, TENANTS, NEW, clock=clock)
+    finally:
+        handle.remove()
+    assert shared.shape == (len(IDS), NEW) and len(clock.stamps) == NEW
+    # the prefix runs once for the batch (IAPT, bare) or once per distinct tenant (LoRA), never once per row
+    assert calls[0] == ((3 if name == "lora_gathered" else 1), len(PREFIX))
+    for row, t in enumerate(TENANTS.tolist()):
+        ids = torch.cat([PREFIX, IDS[row][MASK[row].bool()]])[None]
+        alone = server.generate(ids, torch.ones_like(ids), torch.tensor([t]), NEW)
+        assert torch.equal(shared[row], alone[0]), (name, row)
+    if name == "iapt":   # and the prompts reached the tokens
+        assert not torch.equal(shared, bare_shared(BareBackbone(tiny_model()), PREFIX, IDS, MASK, TENANTS, NEW))

@@ -113,7 +113,7 @@ class IAPTModel(TunedModel):
         self.generators = build_generators(config, len(self.layers), text_cfg.hidden_size).to(device)
         self.placeholder_id = text_cfg.pad_token_id if text_cfg.pad_token_id is not None else 0
         self._widened: Widened | None = None   # the batch being run, set only inside `_injecting`
-        self._tail: Tail | None = None         # the tail pass's cached prefix, set only inside `_tail_logits`
+        self._tail: Tail | None = None         # the tail pass's cached prefix, set only inside `filling_tail`
         self.prefix_passes = 0                 # training steps that ran the instruction prefix without autograd
         self.donors: DonorPool | None = None   # the shuffled control's donor instructions (use_training_data)
         first = min(int(i) for i in self.generators)
@@ -203,6 +203,16 @@ class IAPTModel(TunedModel):
         return args, {**kwargs, "attention_mask": mask}
 
     @contextmanager
+    def filling_tail(self, tail: Tail):
+        """The slot hooks fill `tail`'s slots during one backbone call over a cached instruction prefix (training's
+        tail pass, iapt.method.prefix; serving's shared prefix, iapt.serving.shared_prefix), and only then."""
+        self._tail = tail
+        try:
+            yield
+        finally:
+            self._tail = None
+
+    @contextmanager
     def _injecting(self, widened: Widened):
         """The slot hooks see `widened` during one backbone call (forward or generate), and only then."""
         self._widened = widened
@@ -248,13 +258,11 @@ class IAPTModel(TunedModel):
         self.prefix_passes += 1
         index, inside = tail_logit_index(w, c, positions)
         keep = index.unique()
-        self._tail = Tail(states, w.instruction_mask[:, :c], w.instruction_mask[:, c:], w.slot_index - c, w.donor)
-        try:
+        tail = Tail(states, w.instruction_mask[:, :c], w.instruction_mask[:, c:], w.slot_index - c, w.donor)
+        with self.filling_tail(tail):
             out = self.base_model(input_ids=w.input_ids[:, c:], attention_mask=w.attention_mask,
                                   position_ids=w.position_ids[:, c:], past_key_values=cache, use_cache=True,
                                   logits_to_keep=keep)
-        finally:
-            self._tail = None
         logits = out.logits.gather(1, torch.searchsorted(keep, index)[..., None].expand(-1, -1, out.logits.shape[-1]))
         return logits.masked_fill(~inside[..., None], 0.0)   # (unlabelled positions inside a row's prefix)
 
