@@ -17,6 +17,8 @@ DOCUMENTED_SIZES = {  # README, "Tasks and splits"
     "sst2": (436, 131, 305), "rte": (138, 42, 97), "mrpc": (204, 61, 143), "cb": (28, 8, 20),
     "boolq": (2570, 200, 500), "copa": (50, 15, 35), "squad": (500, 150, 350), "arc_easy": (284, 86, 200),
     "arc_challenge": (149, 45, 105), "openbookqa": (250, 75, 175), "piqa": (1138, 200, 500),
+    "hellaswag": (7842, 200, 2000), "social_i_qa": (754, 200, 1000), "winogrande": (634, 190, 443),
+    "sciq": (500, 150, 350),
 }
 
 
@@ -40,6 +42,9 @@ def test_splits_deterministic_disjoint_documented(name):
 def test_split_sizes_rule():
     assert split_sizes(100) == {"train": 50, "dev": 15, "test": 35}
     assert split_sizes(10000) == {"train": 9300, "dev": 200, "test": 500}
+    assert split_sizes(10042, (2000, 200)) == {"train": 7842, "dev": 200, "test": 2000}
+    with pytest.raises(ValueError, match="cannot hold"):
+        split_sizes(100, (80, 20))
 
 
 def test_templates_render_exactly_as_documented():

