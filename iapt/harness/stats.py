@@ -102,12 +102,12 @@ def mixed_precision(cells: pd.DataFrame) -> str | None:
 def drift_beside(diff: float, tasks: list[str], attrs: dict) -> dict:
     """The largest cross-processor drift measured at fp32 on these tasks (`attrs["processor_drift"]`: task ->
     max |Δ test metric| of one cell trained on two processor kinds, results/processor_drift.csv), and a note when
-    it is at least half the difference: then which machines trained the cells could matter to the verdict."""
+    it is at least half the difference (and not zero): then which machines trained the cells could matter."""
     measured = [attrs.get("processor_drift", {})[t] for t in tasks if t in attrs.get("processor_drift", {})]
     if not measured:
         return {"processor_drift": float("nan"), "drift_note": ""}
     drift = max(measured)
-    note = "processor drift comparable to the difference" if drift >= abs(diff) / 2 else ""
+    note = "processor drift comparable to the difference" if drift > 0 and drift >= abs(diff) / 2 else ""
     return {"processor_drift": drift, "drift_note": note}
 
 
