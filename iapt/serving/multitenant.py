@@ -156,17 +156,18 @@ class GatheredLoRA(nn.Module):
             return out + self.scaling * torch.bmm(torch.bmm(x, a.to(x.dtype)), b.to(x.dtype))
         return hook
 
-    def _gather(self, tenant_ids):
+    def use_tenants(self, tenant_ids):
+        """Gather every module's A and B for these rows' tenants (once per batch, not once per step)."""
         self._gathered = {k: (self.A[k][tenant_ids], self.B[k][tenant_ids]) for k in self.A}
 
     @torch.no_grad()
     def generate(self, input_ids, attention_mask, tenant_ids, new_tokens: int, clock=None) -> torch.Tensor:
-        self._gather(tenant_ids)
+        self.use_tenants(tenant_ids)
         return _greedy(self.base_model, new_tokens, clock, input_ids=input_ids,
                        attention_mask=attention_mask)[:, input_ids.shape[1]:]
 
     def forward(self, input_ids, attention_mask, tenant_ids):
-        self._gather(tenant_ids)
+        self.use_tenants(tenant_ids)
         return self.base_model(input_ids=input_ids, attention_mask=attention_mask,
                                position_ids=position_ids(attention_mask)).logits
 

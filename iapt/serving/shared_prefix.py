@@ -98,10 +98,10 @@ def lora_shared(server: GatheredLoRA, prefix_ids, input_ids, attention_mask, ten
     _begin(clock)
     base = server.base_model
     distinct, row_tenant = torch.unique(tenant_ids, return_inverse=True)
-    server._gather(distinct)
+    server.use_tenants(distinct)
     cache = base(input_ids=prefix_ids.expand(len(distinct), -1), use_cache=True, logits_to_keep=1).past_key_values
     cache.reorder_cache(row_tenant)                       # each row gets its tenant's prefix
-    server._gather(tenant_ids)
+    server.use_tenants(tenant_ids)
     mask, logits = _tail_prefill(base, cache, len(prefix_ids), input_ids, attention_mask)
     ids = torch.cat([prefix_ids.expand(input_ids.shape[0], -1), input_ids], 1)
     return _decode(base, cache, ids, mask, logits, new_tokens, clock)
