@@ -38,7 +38,7 @@ $(IAPT_CACHE)/downloads/bigbench-1.0.0.tar.gz: | $(VENV)/.stamp-python
 
 setup: $(VENV)/.stamp-python $(VENV)/.stamp-models $(IAPT_CACHE)/downloads/bigbench-1.0.0.tar.gz  ## create .venv, install everything, fetch data (idempotent)
 
-test: setup  ## run the test suite (about 6.5 minutes once set up on a 2-core CPU)
+test: setup  ## run the test suite (about 4.5 minutes once set up on a 2-core CPU)
 	$(PY) -m pytest -q --durations=10 tests
 
 zeroshot: setup  ## floors: zero-shot, majority-class and chance on the embedded tasks -> results/zeroshot.csv
