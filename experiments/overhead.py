@@ -22,7 +22,7 @@ import torch
 
 from iapt.backbones import DEFAULT_BACKBONE, load_backbone
 from iapt.errors import cli
-from iapt.precision import autocast, cpu_has_bf16
+from iapt.precision import autocast, in_effect
 from iapt.baselines.registry import build_method
 from iapt.harness.runinfo import RESULTS, run_metadata, write_results
 
@@ -67,7 +67,7 @@ def peak_memory_of_one_step(backbone: str, method: str, data: str) -> None:
     from iapt.baselines.registry import count_trainable
     torch.manual_seed(0)
     base, tokenizer = load_backbone(backbone)
-    precision = "bf16" if cpu_has_bf16() else "fp32"
+    precision = in_effect("cpu", "bf16")
     if method.startswith("iapt"):
         model = build_method("iapt", base, size=16, **({"frozen_prefix": False} if method == "iapt_full_pass" else {}))
     else:
@@ -171,7 +171,7 @@ def main(argv=None):
         return peak_memory_of_one_step(args.backbone, *args.one_step)
     start = time.time()
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    precision = "bf16" if device == "cuda" or cpu_has_bf16() else "fp32"
+    precision = in_effect(device, "bf16")   # a benchmark: bf16 where the hardware has it
     torch.manual_seed(0)
     bare, tokenizer = load_backbone(args.backbone, device=device)
     iapt_model = build_method("iapt", load_backbone(args.backbone, device=device)[0], size=16)

@@ -12,7 +12,6 @@ measured on its tasks beside it, and says when it is comparable to the effect (i
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import pandas as pd
 from iapt.backbones import cache_dir
 from iapt.errors import UserError, cli
 from iapt.harness.runinfo import RESULTS, device_description, run_metadata, write_results
-from iapt.harness.store import CellStore, precision_in_effect
+from iapt.harness.store import CellStore, precision_in_effect, read_record
 from iapt.training.cell import CellSpec, RunContext, prepare
 from iapt.training.config import TrainConfig
 from experiments.common import ACCEPTED_CODE_VERSIONS, ACCEPTED_NOT_FOR, CPU_REFERENCE
@@ -34,7 +33,7 @@ OUT = RESULTS / "processor_drift.csv"
 def committed(method: str, task: str, seed: int, records: Path) -> dict:
     """The committed record Table 1 uses for this cell."""
     for path in sorted(records.rglob("result.json")):
-        record = json.loads(path.read_text())
+        record = read_record(path)
         spec = record["spec"]
         if ((spec["method"], spec["task"], spec["train"]["seed"]) == (method, task, seed) and not spec["options"]
                 and spec["train"]["steps"] == CPU_REFERENCE["train"]["steps"] and spec["size"] is None

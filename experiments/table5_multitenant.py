@@ -30,6 +30,7 @@ IAPT ÷ LoRA (the better of its two ways) and IAPT ÷ bare in the metadata.
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import statistics
 import threading
@@ -45,7 +46,7 @@ from iapt import IAPTConfig
 from iapt.backbones import load_backbone
 from iapt.harness.scriptargs import chosen_profile, profile_parser
 from iapt.errors import cli
-from iapt.precision import autocast, cpu_has_bf16
+from iapt.precision import autocast, in_effect
 from iapt.method.generator import build_generators, theta_ids
 from iapt.baselines.registry import count_trainable, size_for_budget
 from iapt.harness.runinfo import COMMIT_AT_START, REPO, RESULTS, run_metadata, write_results
@@ -222,19 +223,28 @@ def summary(times: dict, tokens: int) -> dict:
             "peak_memory_mb": max(times["mem"]), "full_s_median": med}
 
 
+def interleaved(generations: dict, rows: int, new: int, repeats: int, device, precision, clock, desc: str) -> dict:
+    """{name: its times}: a warm-up round of WARMUP_TOKENS (same shapes), then `repeats` rounds of `new` tokens, the
+    generations interleaved within each round so that machine noise hits all alike. generations[name](n) generates
+    n tokens for `rows` rows, stamping `clock`."""
+    times = {m: {"full": [], "first": [], "decode": [], "mem": []} for m in generations}
+    for rep in tqdm(range(repeats + 1), desc=desc, leave=False):
+        n = new if rep else WARMUP_TOKENS
+        for m, generate in generations.items():
+            with PeakMemory(device) as mem, autocast(device, precision):
+                tokens = generate(n)
+            assert tokens.shape == (rows, n) and len(clock.stamps) == n
+            if rep:
+                stamp(times[m], clock, mem)
+    return times
+
+
 def grid_rows(servers, info, configs, repeats, device, precision, clock, vocab, write) -> list[dict]:
     rows = []
     for factor, cfg in tqdm(configs, desc="table5 configurations", unit="cfg"):
         ids, mask, tenants = requests(cfg, vocab, device)
-        times = {m: {"full": [], "first": [], "decode": [], "mem": []} for m in METHODS}
-        for rep in range(repeats + 1):   # round 0 is the warm-up (same shapes, few tokens); methods interleaved
-            n = cfg["new"] if rep else WARMUP_TOKENS
-            for m in METHODS:
-                with PeakMemory(device) as mem, autocast(device, precision):
-                    out_tokens = servers[m].generate(ids, mask, tenants, n, clock=clock)
-                assert out_tokens.shape == (cfg["batch"], n) and len(clock.stamps) == n
-                if rep:
-                    stamp(times[m], clock, mem)
+        generations = {m: functools.partial(servers[m].generate, ids, mask, tenants, clock=clock) for m in METHODS}
+        times = interleaved(generations, cfg["batch"], cfg["new"], repeats, device, precision, clock, f"{factor} repeats")
         for m in METHODS:
             rows.append({"factor": factor, **cfg, "method": m, "size": info["sizes"].get(m, ""),
                          "tunable_params_per_tenant": info["params"][m],
@@ -247,15 +257,9 @@ def grid_rows(servers, info, configs, repeats, device, precision, clock, vocab, 
 def shared_prefix_rows(servers, info, cfg, repeats, device, precision, clock, vocab) -> tuple[list[dict], dict]:
     """The shared-prefix scenario, every method interleaved within each repeat; its rows and TTFT ratios."""
     prefix, ids, mask, tenants = shared_requests(cfg, vocab, device)
-    times = {m: {"full": [], "first": [], "decode": [], "mem": []} for m in SHARED_METHODS}
-    for rep in tqdm(range(repeats + 1), desc="shared-prefix repeats"):   # round 0: the warm-up
-        n = cfg["new"] if rep else WARMUP_TOKENS
-        for m, (server, serve) in SHARED_METHODS.items():
-            with PeakMemory(device) as mem, autocast(device, precision):
-                tokens = serve(servers[server], prefix, ids, mask, tenants, n, clock)
-            assert tokens.shape == (cfg["batch"], n) and len(clock.stamps) == n
-            if rep:
-                stamp(times[m], clock, mem)
+    generations = {m: functools.partial(serve, servers[server], prefix, ids, mask, tenants, clock=clock)
+                   for m, (server, serve) in SHARED_METHODS.items()}
+    times = interleaved(generations, cfg["batch"], cfg["new"], repeats, device, precision, clock, "shared-prefix repeats")
     rows = [{"scenario": "shared prefix", **cfg, "method": m, "server": server, "size": info["sizes"].get(server, ""),
              "tunable_params_per_tenant": info["params"][server], **summary(times[m], cfg["batch"] * cfg["new"]),
              "repeats": repeats, "precision": precision} for m, (server, _) in SHARED_METHODS.items()]
@@ -282,7 +286,7 @@ def main(argv=None):
     backbone, repeats = args.backbone or prof["backbone"], args.repeats or prof["repeats"]
     random_weights = args.random_weights or prof.get("random_weights", False)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    precision = "bf16" if device == "cuda" or cpu_has_bf16() else "fp32"
+    precision = in_effect(device, "bf16")   # a throughput benchmark: bf16 where the hardware has it
     suffix = f"_gpu-{Path(backbone).name}" if device == "cuda" else "_full" if args.profile == "full" else ""
     out, shared_out = out_dir / f"table5{suffix}.csv", out_dir / f"table5_shared_prefix{suffix}.csv"
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)

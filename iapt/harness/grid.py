@@ -15,6 +15,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..errors import UserError
+from ..precision import default_device, in_effect
 from ..training.cell import CellResult, CellSpec, RunContext, prepare
 from ..training.config import TrainConfig
 from .runinfo import RESULTS, write_results
@@ -288,7 +289,6 @@ def run_table(script: TableScript, profiles: dict, argv=None):
     store = CellStore(cache, records, accepted_code_versions(prof, args), script.reference,
                       prof.get("reuse_not_for", {}))
     extra = script.metadata(prof) if callable(script.metadata) else (script.metadata or {})
-    from ..precision import default_device, in_effect
     meta = run_metadata(profile=args.profile, backbone=backbone, train=cfg.to_dict(), lrs=list(prof["lrs"]),
                         precision=in_effect(default_device(), cfg.precision),   # of the cells trained in this invocation
                         data=prof["n"], data_source=prof.get("data", "embedded"), script=script.script, **extra)

@@ -33,13 +33,13 @@ def _prefix_cache(base_model, prefix_ids: torch.Tensor, rows: int, hidden_states
     return cache, states
 
 
-def _tail_prefill(base_model, cache, prefix_len: int, tail_ids, tail_mask):
+def _tail_prefill(base_model, cache, prefix_ids, tail_ids, tail_mask):
     """Each row's tail over the cached prefix; (the whole sequence's ids and mask, the next-token logits)."""
-    rows = tail_ids.shape[0]
-    mask = torch.cat([torch.ones(rows, prefix_len, dtype=tail_mask.dtype, device=tail_mask.device), tail_mask], 1)
-    out = base_model(input_ids=tail_ids, attention_mask=mask, position_ids=position_ids(mask)[:, prefix_len:],
+    rows, p = tail_ids.shape[0], len(prefix_ids)
+    mask = torch.cat([torch.ones(rows, p, dtype=tail_mask.dtype, device=tail_mask.device), tail_mask], 1)
+    out = base_model(input_ids=tail_ids, attention_mask=mask, position_ids=position_ids(mask)[:, p:],
                      past_key_values=cache, use_cache=True, logits_to_keep=1)
-    return mask, out.logits[:, -1]
+    return torch.cat([prefix_ids.expand(rows, -1), tail_ids], 1), mask, out.logits[:, -1]
 
 
 def _decode(base_model, cache, ids, mask, logits, new_tokens: int, clock: StepClock | None) -> torch.Tensor:
@@ -68,8 +68,7 @@ def bare_shared(server: BareBackbone, prefix_ids, input_ids, attention_mask, ten
     _begin(clock)
     base = server.base_model
     cache, _ = _prefix_cache(base, prefix_ids, input_ids.shape[0])
-    mask, logits = _tail_prefill(base, cache, len(prefix_ids), input_ids, attention_mask)
-    ids = torch.cat([prefix_ids.expand(input_ids.shape[0], -1), input_ids], 1)
+    ids, mask, logits = _tail_prefill(base, cache, prefix_ids, input_ids, attention_mask)
     return _decode(base, cache, ids, mask, logits, new_tokens, clock)
 
 
@@ -87,8 +86,7 @@ def iapt_shared(server: TenantIAPT, prefix_ids, input_ids, attention_mask, tenan
               model.placeholder_id)
     prefix_instr = torch.ones(rows, p, dtype=torch.bool, device=input_ids.device)
     with model.filling_tail(Tail(states, prefix_instr, w.instruction_mask, w.slot_index)):
-        mask, logits = _tail_prefill(base, cache, p, w.input_ids, w.attention_mask)
-    ids = torch.cat([prefix_ids.expand(rows, -1), w.input_ids], 1)
+        ids, mask, logits = _tail_prefill(base, cache, prefix_ids, w.input_ids, w.attention_mask)
     return _decode(base, cache, ids, mask, logits, new_tokens, clock)
 
 
@@ -102,6 +100,5 @@ def lora_shared(server: GatheredLoRA, prefix_ids, input_ids, attention_mask, ten
     cache = base(input_ids=prefix_ids.expand(len(distinct), -1), use_cache=True, logits_to_keep=1).past_key_values
     cache.reorder_cache(row_tenant)                       # each row gets its tenant's prefix
     server.use_tenants(tenant_ids)
-    mask, logits = _tail_prefill(base, cache, len(prefix_ids), input_ids, attention_mask)
-    ids = torch.cat([prefix_ids.expand(input_ids.shape[0], -1), input_ids], 1)
+    ids, mask, logits = _tail_prefill(base, cache, prefix_ids, input_ids, attention_mask)
     return _decode(base, cache, ids, mask, logits, new_tokens, clock)
