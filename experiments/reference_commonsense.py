@@ -10,7 +10,8 @@ the same five methods on the embedded backbone (same re-split, pinned format, le
 the share of method pairs in the published order, with 95 % bootstrap intervals over seeds and test examples; and per
 published pair, whether our difference holds, flips or is not distinguishable.
 Outputs: reference_commonsense.csv (+ _summary, _curves), reference_commonsense_beside.csv (ours next to the
-published accuracy and rank), _ordering.csv, _pairs.csv (cpu: results/, quick: results/quick/, smoke: a temporary folder).
+published accuracy and rank), _ordering.csv, _pairs.csv, _informative.csv (per task: the highest floor and how far
+each method's mean leaves it) (cpu: results/, quick: results/quick/, smoke: a temporary folder).
 """
 from __future__ import annotations
 
@@ -22,9 +23,9 @@ from scipy.stats import kendalltau
 
 from iapt.errors import cli
 from iapt.harness.grid import TableScript, run_table
-from iapt.harness.stats import mixed_precision, per_example, precisions
+from iapt.harness.stats import (CONTRADICTED, NOT_DISTINGUISHABLE, ONE_SEED, REPRODUCED, crossed_means,
+                                informative_tasks, interval, mixed_precision, per_example, precisions, verdict)
 from experiments.common import CPU_REFERENCE, load_profiles, zeroshot_floors
-from iapt.harness.stats import CONTRADICTED, NOT_DISTINGUISHABLE, ONE_SEED, REPRODUCED, crossed_means, interval, verdict
 
 TASKS = ["arc_easy", "arc_challenge", "boolq", "openbookqa", "piqa"]
 # MiLoRA (Zhang et al., 2024), Table 1, LLaMA-2 7B, accuracy % (as quoted in docs/reference.md)
@@ -96,7 +97,8 @@ def orderings(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
                               "ci_low": lo, "ci_high": hi, "half_width": (hi - lo) / 2, "n_seeds": n_seeds,
                               "precision": precisions(cells),
                               "verdict": mixed_precision(cells) or PAIR_VERDICTS[verdict(lo, hi, n_seeds=n_seeds)]})
-    return {"beside": pd.DataFrame(beside_rows), "ordering": pd.DataFrame(order_rows), "pairs": pd.DataFrame(pair_rows)}
+    return {"beside": pd.DataFrame(beside_rows), "ordering": pd.DataFrame(order_rows), "pairs": pd.DataFrame(pair_rows),
+            "informative": informative_tasks(df, df.attrs["floors"])}
 
 
 @cli

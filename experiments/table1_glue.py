@@ -6,7 +6,8 @@
 
 Outputs (profile cpu: results/; quick: results/quick/; smoke: a temporary folder):
   table1.csv (one row per method × task × seed), table1_summary.csv (median and spread over seeds; floors),
-  table1_curves.csv (learning curves), table1_verdicts.csv (claims 1 and 2, paired bootstrap), each with a
+  table1_curves.csv (learning curves), table1_verdicts.csv (claims 1 and 2, paired bootstrap),
+  table1_informative.csv (per task: the highest floor and how far each method's mean leaves it), each with a
   .meta.json. Cells are reused when their settings and the package's code version match (--fresh recomputes);
   rerun the same command after an interruption.
 """
@@ -16,7 +17,7 @@ import pandas as pd
 
 from iapt.errors import cli
 from iapt.harness.grid import TableScript, run_table
-from iapt.harness.stats import compare_rows
+from iapt.harness.stats import compare_rows, informative_tasks
 from experiments.common import CPU_REFERENCE, load_profiles, zeroshot_floors
 
 PROMPT_BASED = ["prompt_tuning", "prefix_tuning", "idpg", "lpt"]
@@ -65,10 +66,14 @@ def verdicts(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(recs)
 
 
+def extras(df: pd.DataFrame) -> dict:
+    return {"verdicts": verdicts(df), "informative": informative_tasks(df, df.attrs["floors"])}
+
+
 @cli
 def main(argv=None):
-    return run_table(TableScript("table1", __doc__, "experiments/table1_glue.py", dry_run=dry_run,
-                          extras=lambda df: {"verdicts": verdicts(df)}, floors=zeroshot_floors, reference=CPU_REFERENCE), PROFILES, argv)
+    return run_table(TableScript("table1", __doc__, "experiments/table1_glue.py", dry_run=dry_run, extras=extras,
+                                 floors=zeroshot_floors, reference=CPU_REFERENCE), PROFILES, argv)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from iapt.harness.stats import (CONTRADICTED, NOT_DISTINGUISHABLE, ONE_SEED, REPRODUCED, compare_rows,
-                                paired_bootstrap, verdict)
+                                informative_tasks, paired_bootstrap, verdict)
 
 
 def scores(rng, p, shape=(3, 200)):
@@ -119,3 +119,18 @@ def test_one_seed_is_never_a_verdict_and_every_row_says_how_many_seeds():
     assert three["n_seeds"] == 3 and three["verdict"] == REPRODUCED
     assert three["half_width"] == pytest.approx((three["ci_high"] - three["ci_low"]) / 2)
     assert one["n_seeds"] == 1 and one["verdict"] == ONE_SEED and one["ci_low"] > 0   # clear, yet undecided
+
+
+def test_a_task_is_informative_when_the_best_mean_leaves_its_highest_floor_by_the_margin():
+    """Measured against the highest of the three floors (boolq-like: majority class above zero-shot), on each
+    row's mean over its seeds."""
+    rows = [{"row": row, "task": task, "seed": s, "test_metric": m + d, "test_correct": "1.0 0.0 1.0 1.0"}
+            for task, base in (("easy", 0.70), ("hard", 0.62)) for s, d in ((0, -0.01), (1, 0.01))
+            for row, m in (("iapt", base), ("lora", base - 0.02))]
+    floors = {"easy": {"zero-shot": 0.55, "majority-class": 0.60, "chance": 0.5},
+              "hard": {"zero-shot": 0.45, "majority-class": 0.60, "chance": 0.5}}
+    found = informative_tasks(pd.DataFrame(rows), floors).set_index("task")
+    assert found.loc["easy", "floor_kind"] == "majority-class" and found.loc["easy", "n_test"] == 4
+    assert found.loc["easy", "best_row"] == "iapt" and found.loc["easy", "informative"]
+    assert found.loc["easy", "lora_margin"] == pytest.approx(0.08) and found.loc["easy", "iapt_seeds"] == 2
+    assert found.loc["hard", "best_margin"] == pytest.approx(0.02) and not found.loc["hard", "informative"]

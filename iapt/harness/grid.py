@@ -151,6 +151,13 @@ def summarize(df: pd.DataFrame, floors: pd.DataFrame | None = None) -> pd.DataFr
     return out
 
 
+def floor_values(floors: pd.DataFrame | None) -> dict:
+    """task -> {floor kind: metric}, plain values for a frame's attrs (which pandas compares when it concatenates)."""
+    if floors is None:
+        return {}
+    return {task: dict(zip(g.method, g.metric.astype(float))) for task, g in floors.groupby("task")}
+
+
 @dataclass
 class TableScript:
     """A table script's hooks (its profiles give the plan: `stages`, [(rows, tasks, seeds), ...]). `extras(df)` gives further CSVs ({suffix: DataFrame}); `dry_run(profile)` adds --dry-run;
@@ -193,7 +200,8 @@ def publish(table: str, out_dir: Path, df: pd.DataFrame, curves: pd.DataFrame, m
     write_results(curves, out_dir / f"{table}_curves.csv", meta)
     write_results(summarize(df, floors), out_dir / f"{table}_summary.csv", meta)
     # read by the verdicts (iapt.harness.stats)
-    df.attrs.update(allow_mixed_precision=allow_mixed_precision, processor_drift=processor_drift())
+    df.attrs.update(allow_mixed_precision=allow_mixed_precision, processor_drift=processor_drift(),
+                    floors=floor_values(floors))
     extra = extras(df) if extras else {}
     for suffix, frame in extra.items():
         write_results(frame, out_dir / f"{table}_{suffix}.csv", meta)

@@ -145,3 +145,27 @@ def compare_rows(df: pd.DataFrame, a: str, b: str, margin: float = 0.0, tasks: l
             "diff": diff, "ci_low": lo, "ci_high": hi, "half_width": (hi - lo) / 2, "margin": margin,
             "precision": precisions(cells), "verdict": mixed_precision(cells) or verdict(lo, hi, margin, n_seeds),
             **drift_beside(diff, list(sa), df.attrs)}
+
+
+FLOORS = ("zero-shot", "majority-class", "chance")
+INFORMATIVE_MARGIN = 0.05   # a task separates methods only where tuning leaves its best floor by this much
+
+
+def informative_tasks(df: pd.DataFrame, floors: dict, margin: float = INFORMATIVE_MARGIN) -> pd.DataFrame:
+    """Per task: its highest floor (zero-shot, majority class or chance; `floors`: task -> {kind: metric}), each
+    row's mean over seeds minus that floor, and whether the best row leaves it by at least `margin`
+    (docs/table1.md, "Which tasks are informative")."""
+    recs = []
+    for task, on_task in df.drop_duplicates(["row", "task", "seed"]).groupby("task", sort=False):
+        found = {k: v for k, v in floors.get(task, {}).items() if k in FLOORS}
+        means = on_task.groupby("row", sort=False)["test_metric"].mean()
+        floor_kind = max(found, key=found.get) if found else ""
+        floor = found.get(floor_kind, float("nan"))
+        rec = {"task": task, "n_test": len(str(on_task["test_correct"].iloc[0]).split()), "floor": floor,
+               "floor_kind": floor_kind, "best_row": means.idxmax(), "best_mean": float(means.max()),
+               "best_margin": float(means.max()) - floor}
+        rec["informative"] = bool(rec["best_margin"] >= margin) if found else None
+        rec.update({f"{row}_margin": float(m) - floor for row, m in means.items()})
+        rec.update({f"{row}_seeds": int(on_task[on_task.row == row].seed.nunique()) for row in means.index})
+        recs.append(rec)
+    return pd.DataFrame(recs)
