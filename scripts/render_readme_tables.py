@@ -153,9 +153,20 @@ def verdict_lines(name: str, other: str, folder: str = "") -> list[str]:
     if "scope" in verdicts.columns:
         verdicts = verdicts[verdicts.scope == "all"]
     return ["", *markdown(["claim", "compared with", r"seeds (\|S\|)", "difference", "95 % interval (± half-width)",
-                           "verdict"],
-                          [[r["claim"], r[other], seed_cell(r), f"{r['diff']:+.3f}", interval_cell(r), r["verdict"]]
-                           for r in verdicts.to_dict("records")])]
+                           "verdict", "what would decide it"],
+                          [[r["claim"], r[other], seed_cell(r), f"{r['diff']:+.3f}", interval_cell(r), r["verdict"],
+                            decide_cell(r)] for r in verdicts.to_dict("records")])]
+
+
+def decide_cell(r: dict) -> str:
+    """For an undecided verdict, what its measured noise says would decide it (iapt.harness.stats.seeds_to_decide);
+    older verdict files lack the estimate."""
+    n = r.get("seeds_to_decide", float("nan"))
+    if pd.isna(n):
+        return "–"
+    if n == float("inf"):
+        return f"more test examples (example noise alone ± {r['example_half_width']:.3f})"
+    return f"≈ {int(n)} seeds"
 
 
 def seed_cell(r: dict) -> str:
@@ -300,8 +311,10 @@ def claims_table(_: pd.DataFrame, __: dict) -> list[str]:
             v = _read(f"{table}_verdicts.csv")
             r = v[(v[column] == other) & ((v.scope == scope) if scope else True)].iloc[0]
             where = f"{scope}, " if scope else ""
+            decide = decide_cell(r.to_dict())
             parts.append(f"{where}vs {other}: {SHORT.get(r.verdict, r.verdict)} {r['diff']:+.3f} "
-                         f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}] (± {r.half_width:.3f}, \\|S\\| = {int(r.n_seeds)})")
+                         f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}] (± {r.half_width:.3f}, \\|S\\| = {int(r.n_seeds)}"
+                         + ("" if decide == "–" else f"; to decide: {decide}") + ")")
         rows.append([claim, "; ".join(parts), page])
     t5 = _read("table5.csv")
     if t5 is not None:

@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 from iapt.harness.stats import (CONTRADICTED, NOT_DISTINGUISHABLE, ONE_SEED, REPRODUCED, compare_rows,
-                                informative_tasks, paired_bootstrap, verdict)
+                                half_width_with_seeds, informative_tasks, paired_bootstrap, seeds_for_half_width,
+                                seeds_to_decide, verdict)
 
 
 def scores(rng, p, shape=(3, 200)):
@@ -134,3 +135,42 @@ def test_a_task_is_informative_when_the_best_mean_leaves_its_highest_floor_by_th
     assert found.loc["easy", "best_row"] == "iapt" and found.loc["easy", "informative"]
     assert found.loc["easy", "lora_margin"] == pytest.approx(0.08) and found.loc["easy", "iapt_seeds"] == 2
     assert found.loc["hard", "best_margin"] == pytest.approx(0.02) and not found.loc["hard", "informative"]
+
+
+def _table(gaps_by_seed, n=400, p=0.7):
+    """Two rows on one task: each example has a difficulty shared by every seed and row; each (row, seed) adds its
+    own jitter, and row b's threshold sits lower by that seed's gap."""
+    rng, rows = np.random.default_rng(0), []
+    difficulty = rng.random(n)
+    for s, gap in enumerate(gaps_by_seed):
+        for row, threshold in (("a", p), ("b", p - gap)):
+            correct = difficulty + 0.15 * rng.standard_normal(n) < threshold
+            rows.append({"row": row, "task": "t", "seed": s, "cell": f"{row}{s}",
+                         "test_correct": " ".join(f"{float(x)}" for x in correct)})
+    return pd.DataFrame(rows)
+
+
+def test_what_would_decide_it_seeds_when_seeds_disagree_examples_when_they_do_not():
+    """Seeds that disagree (gaps −0.02 to +0.12): the interval is mostly seed noise, and a finite number of seeds,
+    more than today's, would decide it. Seeds that agree on a gap of 0.005: example noise alone covers zero,
+    so no number of seeds decides it (inf: more test examples would)."""
+    noisy = compare_rows(_table([-0.02, 0.12, 0.0, 0.08]), "a", "b")
+    assert noisy["verdict"] == NOT_DISTINGUISHABLE and noisy["example_half_width"] < noisy["half_width"]
+    assert 4 < noisy["seeds_to_decide"] < 200
+    steady = compare_rows(_table([0.005] * 4), "a", "b")
+    assert steady["verdict"] == NOT_DISTINGUISHABLE and steady["seeds_to_decide"] == float("inf")
+    decided = compare_rows(_table([0.2] * 3), "a", "b")
+    assert decided["verdict"] == REPRODUCED and np.isnan(decided["seeds_to_decide"])
+
+
+def test_seeds_to_decide_scales_the_seed_share_of_the_variance():
+    # half-width 0.05 of which 0.03 from examples: seed share 0.0016; distance 0.04 → 0.0016 - 0.0009 = 0.0007
+    assert seeds_to_decide(0.04, 0.05, 0.03, 0.0, 3, False) == np.ceil(3 * 0.0016 / 0.0007)
+    assert seeds_to_decide(0.02, 0.05, 0.03, 0.0, 3, False) == float("inf")
+
+
+def test_more_seeds_shrink_only_the_seeds_share_of_the_interval():
+    # half-width 0.05 at 3 seeds, 0.03 of it example noise: at 12 seeds the seed share (0.04²) is a quarter
+    assert half_width_with_seeds(0.05, 0.03, 3, 12) == pytest.approx((0.04 ** 2 / 4 + 0.03 ** 2) ** 0.5)
+    assert seeds_for_half_width((0.04 ** 2 / 4 + 0.03 ** 2) ** 0.5, 0.05, 0.03, 3) == 12
+    assert seeds_for_half_width(0.03, 0.05, 0.03, 3) == float("inf")

@@ -12,6 +12,8 @@ coarsely.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -27,17 +29,18 @@ def _counts(rng, n: int, n_boot: int) -> np.ndarray:
 
 
 def crossed_means(scores: dict[str, np.ndarray], groups: dict[str, object] | None = None, n_boot: int = 2000,
-                  seed: int = 0) -> dict[str, np.ndarray]:
+                  seed: int = 0, resample_seeds: bool = True) -> dict[str, np.ndarray]:
     """task -> (n_boot + 1, rows) mean scores, index 0 the observed one. scores[task]: (rows, seeds, examples),
     every row on the same seeds (in the same order) and examples. Tasks with the same `groups` value share their
-    seed draw (default: each task its own)."""
+    seed draw (default: each task its own). `resample_seeds=False` keeps every seed once (example noise alone)."""
     rng = np.random.default_rng(seed)
     groups = groups or {task: task for task in scores}
     seed_draws = {}
     for task in sorted(scores):        # one seed draw per group, in a fixed order
         g = groups[task]
         if g not in seed_draws:
-            seed_draws[g] = _counts(rng, np.shape(scores[task])[1], n_boot)
+            s = np.shape(scores[task])[1]
+            seed_draws[g] = _counts(rng, s, n_boot) if resample_seeds else np.ones((n_boot, s))
     out = {}
     for task in sorted(scores):
         x = np.asarray(scores[task], float)                          # rows, S, N
@@ -56,14 +59,14 @@ def crossed_means(scores: dict[str, np.ndarray], groups: dict[str, object] | Non
 
 
 def paired_bootstrap(a: dict[str, np.ndarray], b: dict[str, np.ndarray], groups: dict | None = None,
-                     n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+                     n_boot: int = 2000, seed: int = 0, resample_seeds: bool = True) -> tuple[float, float, float]:
     """Mean over tasks of (a − b) and its 95 % interval. a[task], b[task]: (seeds, examples) scores on the same
-    seeds; `groups` as in `crossed_means`."""
+    seeds; `groups` and `resample_seeds` as in `crossed_means`."""
     tasks = sorted(set(a) & set(b))
     if not tasks:
         raise ValueError("no task scored for both methods")
     means = crossed_means({t: np.stack([np.asarray(a[t], float), np.asarray(b[t], float)]) for t in tasks},
-                          {t: (groups or {}).get(t, t) for t in tasks}, n_boot, seed)
+                          {t: (groups or {}).get(t, t) for t in tasks}, n_boot, seed, resample_seeds)
     diff = np.mean([m[:, 0] - m[:, 1] for m in means.values()], axis=0)
     return (float(diff[0]), *interval(diff[1:]))
 
@@ -87,6 +90,32 @@ def verdict(lo: float, hi: float, margin: float = 0.0, n_seeds: int | None = Non
     if hi < -margin:
         return CONTRADICTED
     return NOT_DISTINGUISHABLE
+
+
+def half_width_with_seeds(half_width: float, example_half_width: float, n_seeds: int, new_seeds: float) -> float:
+    """The half-width expected at `new_seeds` seeds from one measured at `n_seeds`: the seeds' share of the
+    variance (half_width² − example_half_width²) shrinks as 1/seeds, the test examples' share (the half-width with
+    every seed kept once) does not. An estimate: a new seed's noise is assumed like these."""
+    seed_share = max(half_width ** 2 - example_half_width ** 2, 0.0)
+    return math.sqrt(seed_share * n_seeds / new_seeds + example_half_width ** 2)
+
+
+def seeds_for_half_width(target: float, half_width: float, example_half_width: float, n_seeds: int) -> float:
+    """The seeds at which `half_width_with_seeds` falls below `target`; inf when example noise alone reaches it
+    (then more test examples, not seeds, are needed)."""
+    room = target ** 2 - example_half_width ** 2
+    if room <= 0:
+        return float("inf")
+    return float(math.ceil(round(n_seeds * max(half_width ** 2 - example_half_width ** 2, 0.0) / room, 9)))
+
+
+def seeds_to_decide(diff: float, half_width: float, example_half_width: float, margin: float, n_seeds: int,
+                    decided: bool) -> float:
+    """The seeds that would bring an undecided interval clear of −margin at the measured noise (at least one more
+    than today); NaN when decided, inf when only more test examples could (`seeds_for_half_width`)."""
+    if decided:
+        return float("nan")
+    return max(seeds_for_half_width(abs(diff + margin), half_width, example_half_width, n_seeds), n_seeds + 1.0)
 
 
 def mixed_precision(cells: pd.DataFrame) -> str | None:
@@ -124,8 +153,9 @@ def per_example(df: pd.DataFrame, row: str) -> dict:
 def compare_rows(df: pd.DataFrame, a: str, b: str, margin: float = 0.0, tasks: list[str] | None = None) -> dict | None:
     """Row a − row b over the tasks both have (or `tasks`), each on the seeds both rows have there (a three-seed
     core row against a seed-0-only extended row: seed 0): the crossed bootstrap, |S| (the fewest seeds of any
-    task), the interval's half-width, and the verdict. Tasks scored from the same trained cells (rows that share
-    a `cell`) share their seed draw."""
+    task), the interval's half-width, and the verdict; the half-width with the seeds held fixed (example noise
+    alone) and, for an undecided verdict, the seeds that would decide it (`seeds_to_decide`). Tasks scored from
+    the same trained cells (rows that share a `cell`) share their seed draw."""
     sa, sb, seeds, groups, used = {}, {}, set(), {}, []
     for task in tasks or sorted(set(df[df.row == a].task)):
         on_task = df[df.task == task]
@@ -139,11 +169,16 @@ def compare_rows(df: pd.DataFrame, a: str, b: str, margin: float = 0.0, tasks: l
     if not sa:
         return None
     diff, lo, hi = paired_bootstrap(sa, sb, groups)
+    _, ex_lo, ex_hi = paired_bootstrap(sa, sb, groups, resample_seeds=False)
     n_seeds, cells = min(len(v) for v in sa.values()), pd.concat(used)
     cells.attrs = dict(df.attrs)
+    found = verdict(lo, hi, margin, n_seeds)
     return {"tasks": " ".join(sa), "seeds": " ".join(str(s) for s in sorted(seeds)), "n_seeds": n_seeds,
             "diff": diff, "ci_low": lo, "ci_high": hi, "half_width": (hi - lo) / 2, "margin": margin,
-            "precision": precisions(cells), "verdict": mixed_precision(cells) or verdict(lo, hi, margin, n_seeds),
+            "precision": precisions(cells), "verdict": mixed_precision(cells) or found,
+            "example_half_width": (ex_hi - ex_lo) / 2,
+            "seeds_to_decide": float("nan") if n_seeds == 1 else seeds_to_decide(
+                diff, (hi - lo) / 2, (ex_hi - ex_lo) / 2, margin, n_seeds, found in (REPRODUCED, CONTRADICTED)),
             **drift_beside(diff, list(sa), df.attrs)}
 
 
