@@ -48,7 +48,7 @@ def noise(df: pd.DataFrame) -> pd.DataFrame:
                      "iapt_seed_sd": paired[a].std(ddof=1), "lora_seed_sd": paired[b].std(ddof=1),
                      "diff_seed_sd": (paired[a] - paired[b]).std(ddof=1),
                      "diff": found["diff"], "ci_low": found["ci_low"], "ci_high": found["ci_high"], "half_width": hw,
-                     "example_half_width": found["example_half_width"],
+                     "example_half_width": ex,
                      "precision": found["precision"], "claim2_verdict": found["verdict"],
                      "claim2_seeds_to_decide": found["seeds_to_decide"],
                      "compute_h": hours, f"half_width_in_{BUDGET_H}_compute_h": half_width_with_seeds(

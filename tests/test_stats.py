@@ -125,7 +125,7 @@ def test_one_seed_is_never_a_verdict_and_every_row_says_how_many_seeds():
 def test_a_task_is_informative_when_the_best_mean_leaves_its_highest_floor_by_the_margin():
     """Measured against the highest of the three floors (boolq-like: majority class above zero-shot), on each
     row's mean over its seeds."""
-    rows = [{"row": row, "task": task, "seed": s, "test_metric": m + d, "test_correct": "1.0 0.0 1.0 1.0"}
+    rows = [{"row": row, "task": task, "seed": s, "test_metric": m + d, "n_test": 4}
             for task, base in (("easy", 0.70), ("hard", 0.62)) for s, d in ((0, -0.01), (1, 0.01))
             for row, m in (("iapt", base), ("lora", base - 0.02))]
     floors = {"easy": {"zero-shot": 0.55, "majority-class": 0.60, "chance": 0.5},
@@ -165,8 +165,8 @@ def test_what_would_decide_it_seeds_when_seeds_disagree_examples_when_they_do_no
 
 def test_seeds_to_decide_scales_the_seed_share_of_the_variance():
     # half-width 0.05 of which 0.03 from examples: seed share 0.0016; distance 0.04 → 0.0016 - 0.0009 = 0.0007
-    assert seeds_to_decide(0.04, 0.05, 0.03, 0.0, 3, False) == np.ceil(3 * 0.0016 / 0.0007)
-    assert seeds_to_decide(0.02, 0.05, 0.03, 0.0, 3, False) == float("inf")
+    assert seeds_to_decide(0.04, 0.05, 0.03, 0.0, 3) == np.ceil(3 * 0.0016 / 0.0007)
+    assert seeds_to_decide(0.02, 0.05, 0.03, 0.0, 3) == float("inf")
 
 
 def test_more_seeds_shrink_only_the_seeds_share_of_the_interval():

@@ -19,6 +19,7 @@ from ..precision import default_device, in_effect
 from ..training.cell import CellResult, CellSpec, RunContext, prepare
 from ..training.config import TrainConfig
 from .runinfo import RESULTS, write_results
+from .stats import FLOORS
 from .store import CellStore, precision_in_effect
 
 
@@ -142,7 +143,7 @@ def summarize(df: pd.DataFrame, floors: pd.DataFrame | None = None) -> pd.DataFr
     out["code_versions"] = [" ".join(sorted(set(df[df.row == r]["code_version"]))) for r in order]
     if floors is not None and len(floors):
         floor_rows = []
-        for method in [m for m in ("zero-shot", "majority-class", "chance") if m in set(floors.method)]:
+        for method in [m for m in FLOORS if m in set(floors.method)]:
             f = floors[floors.method == method].set_index("task")["metric"]
             rec = {"row": method, "trainable_params": 0, **{t: f.get(t, float("nan")) for t in tasks}}
             rec["average"] = pd.Series([rec[t] for t in tasks]).mean(skipna=False)

@@ -109,12 +109,9 @@ def seeds_for_half_width(target: float, half_width: float, example_half_width: f
     return float(math.ceil(round(n_seeds * max(half_width ** 2 - example_half_width ** 2, 0.0) / room, 9)))
 
 
-def seeds_to_decide(diff: float, half_width: float, example_half_width: float, margin: float, n_seeds: int,
-                    decided: bool) -> float:
+def seeds_to_decide(diff: float, half_width: float, example_half_width: float, margin: float, n_seeds: int) -> float:
     """The seeds that would bring an undecided interval clear of −margin at the measured noise (at least one more
-    than today); NaN when decided, inf when only more test examples could (`seeds_for_half_width`)."""
-    if decided:
-        return float("nan")
+    than today); inf when only more test examples could (`seeds_for_half_width`)."""
     return max(seeds_for_half_width(abs(diff + margin), half_width, example_half_width, n_seeds), n_seeds + 1.0)
 
 
@@ -170,15 +167,17 @@ def compare_rows(df: pd.DataFrame, a: str, b: str, margin: float = 0.0, tasks: l
         return None
     diff, lo, hi = paired_bootstrap(sa, sb, groups)
     _, ex_lo, ex_hi = paired_bootstrap(sa, sb, groups, resample_seeds=False)
+    half_width, example_half_width = (hi - lo) / 2, (ex_hi - ex_lo) / 2
     n_seeds, cells = min(len(v) for v in sa.values()), pd.concat(used)
     cells.attrs = dict(df.attrs)
     found = verdict(lo, hi, margin, n_seeds)
     return {"tasks": " ".join(sa), "seeds": " ".join(str(s) for s in sorted(seeds)), "n_seeds": n_seeds,
-            "diff": diff, "ci_low": lo, "ci_high": hi, "half_width": (hi - lo) / 2, "margin": margin,
+            "diff": diff, "ci_low": lo, "ci_high": hi, "half_width": half_width, "margin": margin,
             "precision": precisions(cells), "verdict": mixed_precision(cells) or found,
-            "example_half_width": (ex_hi - ex_lo) / 2,
-            "seeds_to_decide": float("nan") if n_seeds == 1 else seeds_to_decide(
-                diff, (hi - lo) / 2, (ex_hi - ex_lo) / 2, margin, n_seeds, found in (REPRODUCED, CONTRADICTED)),
+            "example_half_width": example_half_width,
+            # only an open verdict has something to decide (one seed is no verdict at all)
+            "seeds_to_decide": seeds_to_decide(diff, half_width, example_half_width, margin, n_seeds)
+            if found == NOT_DISTINGUISHABLE else float("nan"),
             **drift_beside(diff, list(sa), df.attrs)}
 
 
@@ -193,14 +192,15 @@ def informative_tasks(df: pd.DataFrame, floors: dict, margin: float = INFORMATIV
     recs = []
     for task, on_task in df.drop_duplicates(["row", "task", "seed"]).groupby("task", sort=False):
         found = {k: v for k, v in floors.get(task, {}).items() if k in FLOORS}
-        means = on_task.groupby("row", sort=False)["test_metric"].mean()
+        by_row = on_task.groupby("row", sort=False)
+        means, seeds = by_row["test_metric"].mean(), by_row["seed"].nunique()
         floor_kind = max(found, key=found.get) if found else ""
         floor = found.get(floor_kind, float("nan"))
-        rec = {"task": task, "n_test": len(str(on_task["test_correct"].iloc[0]).split()), "floor": floor,
+        rec = {"task": task, "n_test": int(on_task["n_test"].iloc[0]), "floor": floor,
                "floor_kind": floor_kind, "best_row": means.idxmax(), "best_mean": float(means.max()),
                "best_margin": float(means.max()) - floor}
         rec["informative"] = bool(rec["best_margin"] >= margin) if found else None
         rec.update({f"{row}_margin": float(m) - floor for row, m in means.items()})
-        rec.update({f"{row}_seeds": int(on_task[on_task.row == row].seed.nunique()) for row in means.index})
+        rec.update({f"{row}_seeds": int(n) for row, n in seeds.items()})
         recs.append(rec)
     return pd.DataFrame(recs)
