@@ -2,6 +2,7 @@
 
     python -m scripts.refactor_ab train --checkout /tmp/before --runs /tmp/ab/before    # at the old commit
     python -m scripts.refactor_ab train --checkout . --runs /tmp/ab/after                # at the new one
+    python -m scripts.refactor_ab train --checkout . --runs /tmp/ab/after --cells iapt:sst2 iapt:squad   # a subset
     python -m scripts.refactor_ab compare /tmp/ab/before /tmp/ab/after --name redesign
 
 `train` runs each cell through the checkout's own training command line (`python -m iapt.train` before the
@@ -33,10 +34,10 @@ def train_module(checkout: Path) -> str:
     return "iapt.train" if (checkout / "iapt" / "train.py").exists() else "iapt.cli.train"
 
 
-def train(checkout: Path, runs: Path) -> None:
+def train(checkout: Path, runs: Path, cells: list[tuple[str, str]] = CELLS) -> None:
     env = {**os.environ, "PYTHONPATH": str(checkout)}
     module = train_module(checkout)
-    for method, task in CELLS:
+    for method, task in cells:
         out = runs / f"{method}-{task}"
         if (out / "result.json").exists():
             print(f"done already: {out}")
@@ -96,13 +97,16 @@ def main(argv=None) -> None:
     t = sub.add_parser("train", help="train the A/B cells with a checkout's own code")
     t.add_argument("--checkout", type=Path, required=True, help="the repository checkout whose code trains")
     t.add_argument("--runs", type=Path, required=True, help="where the cell folders go")
+    t.add_argument("--cells", nargs="+", metavar="METHOD:TASK", choices=[f"{m}:{k}" for m, k in CELLS],
+                   help="only these of the A/B cells (default: all ten)")
     c = sub.add_parser("compare", help="compare two runs' cells and write results/<name>_ab.csv")
     c.add_argument("a", type=Path)
     c.add_argument("b", type=Path)
     c.add_argument("--name", required=True, help="the comparison's name, e.g. redesign")
     args = ap.parse_args(argv)
     if args.command == "train":
-        train(args.checkout.resolve(), args.runs.resolve())
+        cells = [tuple(c.split(":")) for c in args.cells] if args.cells else CELLS
+        train(args.checkout.resolve(), args.runs.resolve(), cells)
     else:
         compare(args.a, args.b, args.name)
 

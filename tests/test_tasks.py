@@ -7,7 +7,8 @@ import pytest
 from iapt.backbones import load_backbone
 from iapt.data.format import collate, encode, fit_prompt
 from iapt.errors import UserError
-from iapt.data.tasks import EMBEDDED_TASKS, get_task
+from iapt.data.tasks import EMBEDDED_TASKS, Task, get_task
+from iapt.data.bigbench import classification_examples
 
 from iapt.data.embedded import split_sizes
 
@@ -17,8 +18,8 @@ DOCUMENTED_SIZES = {  # README, "Tasks and splits"
     "sst2": (436, 131, 305), "rte": (138, 42, 97), "mrpc": (204, 61, 143), "cb": (28, 8, 20),
     "boolq": (2570, 200, 500), "copa": (50, 15, 35), "squad": (500, 150, 350), "arc_easy": (284, 86, 200),
     "arc_challenge": (149, 45, 105), "openbookqa": (250, 75, 175), "piqa": (1138, 200, 500),
-    "hellaswag": (7842, 200, 2000), "social_i_qa": (754, 200, 1000), "winogrande": (634, 190, 443),
-    "sciq": (500, 150, 350),
+    "hellaswag": (8842, 200, 1000), "social_i_qa": (754, 200, 1000), "winogrande": (634, 190, 443),
+    "sciq": (500, 150, 350), "multiemo": (55266, 200, 2000), "fever": (4412, 200, 2000),
 }
 
 
@@ -62,6 +63,24 @@ def test_templates_render_exactly_as_documented():
                                f"Question:\n{f['question']}\nAnswer:")
     assert get_task("boolq").template == "Reference document:\n{passage}\nQuestion:\n{question}"
     assert get_task("squad").template == "Context:\n{context}\nQuestion:\n{question}"
+
+
+def test_bigbench_tasks_keep_the_files_inputs_and_best_target():
+    fever = get_task("fever")
+    ex = load_examples("fever")[0]    # the file's first example: a true claim
+    assert fever.prompt(ex) == ("On June 2017, the following claim was made: Ukrainian Soviet Socialist Republic was a "
+                                "founding participant of the UN.\nQ: Was this claim true or false?\nAnswer:")
+    assert fever.label_words[ex.label] == "true"
+    emo = get_task("multiemo")
+    assert emo.prompt(load_examples("multiemo")[0]).startswith("Opinion:\nThe taxi arrives on time")
+    assert emo.label_words[load_examples("multiemo")[0].label] == "neutral"
+
+
+def test_bigbench_targets_must_be_the_label_words():
+    wrong = Task("fever-yes-no", "bigbench:fact_checker/fever", "{input}", "ours", "classification",
+                 label_words=("no", "yes"))
+    with pytest.raises(UserError, match="are not the label words"):
+        classification_examples(wrong)
 
 
 def test_labels_are_minus_100_and_instruction_true_exactly_on_the_prompt(tokenizer):

@@ -6,59 +6,14 @@ Natural Instructions v1 is split **by subtask** with SPLIT_SEED: 12 held-out sub
 """
 from __future__ import annotations
 
-import json
 import random
 import re
-import shutil
-import tarfile
-import tempfile
-from functools import lru_cache
-from pathlib import Path
 
-from ..backbones import cache_dir
 from ..errors import UserError
+from .bigbench import BBH_STYLE, bigbench_dir, read_task
 from .tasks import SPLIT_SEED, Example
 
-ARCHIVE = "bigbench-1.0.0.tar.gz"
-PREFIX = "bigbench-1.0.0/bigbench/benchmark_tasks/"
-# BIG-bench tasks that BBH was drawn from; multi-size tasks use their three-object version.
-BBH_STYLE = {"date_understanding": "date_understanding", "navigate": "navigate",
-             "logical_deduction": "logical_deduction/three_objects",
-             "tracking_shuffled_objects": "tracking_shuffled_objects/three_objects",
-             "sports_understanding": "sports_understanding", "causal_judgment": "causal_judgment",
-             "hyperbaton": "hyperbaton", "snarks": "snarks"}
 NI_HELDOUT, NI_DEV = 12, 6
-
-
-@lru_cache(maxsize=None)
-def bigbench_dir() -> Path:
-    """The task files we need, extracted once from the archive into $IAPT_CACHE/bigbench."""
-    dest = cache_dir() / "bigbench"
-    if (dest / ".complete").exists():
-        return dest
-    archive = cache_dir() / "downloads" / ARCHIVE
-    if not archive.exists():
-        raise UserError(f"{archive} is missing; run `make setup` (it runs scripts/fetch_bigbench.py)")
-    wanted = [PREFIX + "natural_instructions/"] + [PREFIX + p.split("/")[0] + "/" for p in BBH_STYLE.values()]
-    tmp = Path(tempfile.mkdtemp(dir=cache_dir(), prefix=".bigbench-"))
-    print(f"[iapt] extracting Natural Instructions and BBH-style tasks from {archive.name} (once)")
-    with tarfile.open(archive) as tar:
-        for member in tar:
-            if member.isfile() and member.name.endswith(".json") and any(member.name.startswith(w) for w in wanted):
-                member.name = member.name[len(PREFIX):]
-                tar.extract(member, tmp, filter="data")
-    (tmp / ".complete").touch()
-    if dest.exists():
-        shutil.rmtree(dest)
-    tmp.rename(dest)
-    return dest
-
-
-def _read_task(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise UserError(f"malformed BIG-bench task file {path}: {e}") from None
 
 
 def ni_subtasks() -> list[str]:
@@ -75,7 +30,7 @@ def ni_split_subtasks(seed: int = SPLIT_SEED) -> dict[str, list[str]]:
 def ni_examples(subtask: str) -> list[dict]:
     """{'definition', 'input', 'outputs', 'subtask', 'uid'} per instance of one NI v1 subtask."""
     path = bigbench_dir() / "natural_instructions" / subtask / "task.json"
-    task = _read_task(path)
+    task = read_task(f"natural_instructions/{subtask}")
     definition = task.get("task_prefix") or task.get("description", "")
     out = []
     for i, ex in enumerate(task["examples"]):
@@ -92,7 +47,7 @@ def bbh_style_examples(name: str) -> list[dict]:
     if name not in BBH_STYLE:
         raise UserError(f"unknown BBH-style task {name!r}; valid: {', '.join(BBH_STYLE)}")
     path = bigbench_dir() / BBH_STYLE[name] / "task.json"
-    task = _read_task(path)
+    task = read_task(BBH_STYLE[name])
     out = []
     for i, ex in enumerate(task["examples"]):
         scores = ex.get("target_scores")

@@ -1,11 +1,11 @@
-"""One entry point for a task's examples, whichever source holds them: the shipped data (iapt.data.embedded),
-the instruction-tuning data (iapt.data.instruct) or the hub under the paper's protocol (iapt.data.hub)."""
+"""One entry point for a task's examples, whichever source holds them: the shipped data (iapt.data.embedded,
+iapt.data.bigbench), the instruction-tuning data (iapt.data.instruct) or the hub under the paper's protocol (iapt.data.hub)."""
 from __future__ import annotations
 
 from functools import lru_cache
 
 from ..errors import UserError, unknown
-from . import embedded, hub, instruct
+from . import bigbench, embedded, hub, instruct
 from .tasks import DATA_SOURCES, EMBEDDED_TASKS, Example, get_task
 
 INSTRUCT_SPLITS = {"instruct:ni": instruct.ni_split, "instruct:mmlu": instruct.mmlu_split,
@@ -21,6 +21,8 @@ def load_examples(name: str) -> list[Example]:
                         f"reach; offline tasks: {', '.join(EMBEDDED_TASKS)}")
     if task.source == "olmo-squad":
         return embedded.squad_examples()
+    if task.source.startswith("bigbench:"):
+        return bigbench.classification_examples(task)
     if task.source in INSTRUCT_SPLITS:
         return [ex for split in task.split_names for ex in INSTRUCT_SPLITS[task.source](split)]
     return embedded.olmo_examples(task)

