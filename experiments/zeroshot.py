@@ -5,11 +5,15 @@
 Zero-shot uses the same evaluator every method uses later, and is cross-checked against
 lm-evaluation-harness on the identical prompts and candidates (classification and choice tasks).
 Profiles: smoke (tiny random model, a few examples, temporary folder), quick (SmolLM2, 100 test examples
-per classification task), cpu (SmolLM2, every embedded task, full test splits).
+per classification task), cpu (SmolLM2, every embedded task, full test splits). Each task's rows are kept as a
+record beside the CSV (cells/<backbone>/zeroshot/): an interrupted run resumes, and a task added later is the
+only one scored.
 """
 from __future__ import annotations
 
 import collections
+import hashlib
+import json
 import time
 from pathlib import Path
 
@@ -20,9 +24,11 @@ from iapt.baselines.peft_methods import BareBackbone
 from iapt.harness.scriptargs import chosen_profile, profile_parser
 from iapt.errors import UserError, cli
 from iapt.evaluation.evaluator import evaluate
-from iapt.harness.runinfo import RESULTS, run_metadata, write_results
+from iapt.harness.runinfo import CODE_AT_START, RESULTS, run_metadata, write_results
+from iapt.harness.store import cached_json
 from iapt.data.tasks import EMBEDDED_TASKS, candidates, get_task
 from iapt.data.splits import load_split
+from experiments.common import ACCEPTED_CODE_VERSIONS
 
 PROFILES = {
     "smoke": {"tasks": ["sst2", "copa", "arc_easy"], "limit": 12},
@@ -46,59 +52,90 @@ def floors(task, train, test) -> list[dict]:
     return rows
 
 
+def task_floors(model, tokenizer, task, limit: int | None, batch_size: int, lm_eval: bool) -> dict:
+    """One task's rows (our evaluator, the lm-eval cross-check, majority class, chance) and its run's metadata;
+    `model` is the plain Hugging Face model (lm-eval wraps it; our evaluator takes it as BareBackbone)."""
+    test = load_split(task.name, "test")[:limit]
+    t0 = time.time()
+    r = evaluate(BareBackbone(model), tokenizer, task, test, batch_size=batch_size, precision="fp32")
+    rows = [{"method": "zero-shot", "metric": r["metric"], "accuracy": r.get("accuracy"),
+             "accuracy_len_norm": r.get("accuracy_len_norm"), "f1": r.get("f1"), "exact_match": r.get("exact_match"),
+             "truncated": r["truncated"], "wall_s": round(time.time() - t0, 1), "note": "iapt evaluator, fp32"}]
+    rows += floors(task, load_split(task.name, "train"), test)
+    if lm_eval and task.kind != "extractive":
+        acc = lm_eval_accuracies(model, tokenizer, {task.name: (task, test)}, batch_size)[task.name]
+        diff = round(abs(acc - r["accuracy"]) * len(test))
+        rows.append({"method": "zero-shot (lm-eval)", "metric": acc, "accuracy": acc, "examples_differing": diff,
+                     "note": f"lm-evaluation-harness on the same prompts; differs from ours by {diff} example(s)"})
+    return {"task": task.name, "n": len(test), "rows": rows,
+            "meta": run_metadata(precision="fp32", wall_s=round(time.time() - t0, 1))}
+
+
 @cli
 def main(argv=None):
     ap = profile_parser(__doc__, PROFILES)
     ap.add_argument("--backbone", default=DEFAULT_BACKBONE, help=f"embedded ({', '.join(EMBEDDED)}), a folder or a hub id")
-    ap.add_argument("--tasks", nargs="+", help="override the profile's tasks")
+    ap.add_argument("--tasks", nargs="+", help="score only these (the table still holds every task with a record)")
     ap.add_argument("--no-lm-eval", action="store_true", help="skip the lm-evaluation-harness cross-check")
     ap.add_argument("--batch-size", type=int, default=16)
     args = ap.parse_args(argv)
     profile, out_dir = chosen_profile(args, PROFILES)
-    tasks = [get_task(t) for t in (args.tasks or profile["tasks"])]
+    profile_tasks = [get_task(t) for t in profile["tasks"]]
+    tasks = [get_task(t) for t in args.tasks] if args.tasks else profile_tasks
     if args.profile == "smoke" and out_dir.resolve() == RESULTS.resolve():
         raise UserError("smoke results never go into results/; pick another --out-dir")
 
-    start = time.time()
     backbone = TINY if args.profile == "smoke" else args.backbone
-    model, tokenizer = load_backbone(backbone)
-    bare = BareBackbone(model)   # the untuned backbone under the same contract as every tuned method
-    rows, check = [], {}
-    for task in tasks:
-        test = load_split(task.name, "test")[: profile["limit"]]
-        t0 = time.time()
-        r = evaluate(bare, tokenizer, task, test, batch_size=args.batch_size, precision="fp32")
-        row = {"task": task.name, "method": "zero-shot", "metric": r["metric"], "accuracy": r.get("accuracy"),
-               "accuracy_len_norm": r.get("accuracy_len_norm"), "f1": r.get("f1"), "exact_match": r.get("exact_match"),
-               "truncated": r["truncated"], "wall_s": round(time.time() - t0, 1), "note": "iapt evaluator, fp32"}
-        rows.append(row)
-        rows += [{"task": task.name, **f} for f in floors(task, load_split(task.name, "train"), test)]
-        if task.kind != "extractive":
-            check[task.name] = (task, test)
-        print(f"{task.name:14s} zero-shot {task.metric} = {r['metric']:.4f} (n={len(test)}, {row['wall_s']} s)")
-    if check and not args.no_lm_eval:
-        t0 = time.time()
-        accs = lm_eval_accuracies(model, tokenizer, check, args.batch_size)
-        for name, acc in accs.items():
-            ours = next(r for r in rows if r["task"] == name and r["method"] == "zero-shot")["accuracy"]
-            n = len(check[name][1])
-            diff = round(abs(acc - ours) * n)
-            rows.append({"task": name, "method": "zero-shot (lm-eval)", "metric": acc, "accuracy": acc,
-                         "note": f"lm-evaluation-harness on the same prompts; differs from ours by {diff} example(s)",
-                         "examples_differing": diff})
-            print(f"{name:14s} lm-eval acc = {acc:.4f}; ours {ours:.4f}; differ by {diff} example(s)")
-        print(f"lm-eval cross-check took {time.time() - t0:.0f} s")
-    df = pd.DataFrame(rows)
-    df.insert(1, "n", df["task"].map({t.name: len(load_split(t.name, "test")[: profile["limit"]]) for t in tasks}))
-    df.insert(0, "backbone", backbone)
+    # One record per task beside the CSV (results/cells/<backbone>/zeroshot/ for the committed one), keyed by the
+    # settings and the code version: a run cut short keeps its finished tasks, and a rerun only scores what is
+    # missing. A record made at an accepted older code version (experiments/shared.yaml) is used as it is.
+    records = Path(out_dir) / "cells" / backbone / "zeroshot"
+    loaded = []
+
+    def backbone_once():
+        if not loaded:
+            loaded.extend(load_backbone(backbone))
+        return loaded
+
+    found = []
+    for task in dict.fromkeys([*profile_tasks, *tasks]):   # the profile's tasks in its order, then any others
+        names = [f"{task.name}-{record_key(profile['limit'], not args.no_lm_eval, args.batch_size, v)}.json"
+                 for v in (CODE_AT_START, *ACCEPTED_CODE_VERSIONS)]
+        if task not in tasks:    # not asked for: its record goes into the table if there is one
+            rec = next((json.loads((records / n).read_text()) for n in names if (records / n).exists()), None)
+            if rec is None:
+                print(f"{task.name:14s} not scored yet (no record): left out of the table")
+                continue
+        else:
+            rec = cached_json(names, lambda: task_floors(*backbone_once(), task, profile["limit"], args.batch_size,
+                                                         not args.no_lm_eval), records)
+        found.append(rec)
+        ours = rec["rows"][0]
+        check = next((r for r in rec["rows"] if r["method"] == "zero-shot (lm-eval)"), None)
+        print(f"{task.name:14s} zero-shot {task.metric} = {ours['metric']:.4f} (n={rec['n']}, {ours['wall_s']} s"
+              + (f"; lm-eval differs by {check['examples_differing']} example(s)" if check else "")
+              + f"; code {rec['meta']['code_version']})")
+    df = pd.DataFrame([{"backbone": backbone, "task": rec["task"], "n": rec["n"], **row}
+                       for rec in found for row in rec["rows"]])
     df["split"] = "test"
+    columns = ["backbone", "task", "n", "method", "metric", "accuracy", "accuracy_len_norm", "f1", "exact_match",
+               "truncated", "wall_s", "note", "examples_differing", "split"]
+    df = df.reindex(columns=columns)
     path = Path(out_dir) / "zeroshot.csv"
+    per_task = {rec["task"]: {k: rec["meta"][k] for k in ("git_commit", "code_version", "device", "finished_at", "wall_s")}
+                for rec in found}
     write_results(df, path, run_metadata(profile=args.profile, backbone=backbone, seeds=[], precision="fp32",
-                                         split_seed=1234, wall_time_s=round(time.time() - start, 1),
-                                         tasks=[t.name for t in tasks], test_limit=profile["limit"]))
+                                         split_seed=1234, wall_time_s=round(sum(r["wall_s"] for r in per_task.values()), 1),
+                                         tasks=[rec["task"] for rec in found], test_limit=profile["limit"],
+                                         lm_eval_crosscheck=not args.no_lm_eval, records=per_task))
     print(df[["task", "method", "n", "metric"]].to_string(index=False))
-    print(f"wrote {path} and {path.with_suffix('.meta.json')}")
+    print(f"wrote {path} and {path.with_suffix('.meta.json')} (records: {records})")
     return df
+
+
+def record_key(limit, lm_eval: bool, batch_size: int, code_version: str) -> str:
+    """A task record's key: the settings that change its rows, and the code version that scored it."""
+    return hashlib.sha256(json.dumps([limit, lm_eval, batch_size, code_version]).encode()).hexdigest()[:10]
 
 
 def lm_eval_accuracies(model, tokenizer, check, batch_size):

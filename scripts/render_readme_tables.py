@@ -36,9 +36,13 @@ def zeroshot_table(df: pd.DataFrame, meta: dict) -> list[str]:
         cells = [f"{wide.loc[task, c]:.3f}" if pd.notna(wide.loc[task, c]) else "–" for c in order]
         d = diff.get(task) if hasattr(diff, "get") else None
         rows.append([task, n[task], *cells, "" if d is None or pd.isna(d) else int(d)])
+    records = meta.get("records", {})   # one per task (since 2026-12-02); older files describe one run
+    versions = sorted({r["code_version"] for r in records.values()}) or [meta.get("code_version", "?")]
+    devices = sorted({r["device"] for r in records.values()}) or [meta["device"]]
     return markdown(["task", "n (test)", *order, "lm-eval differs by"], rows) + [
-        "", f"Backbone {meta['backbone']}, profile {meta['profile']}, {meta['precision']}, commit "
-            f"`{meta['git_commit'][:12]}`, {meta['device']}, wall time {meta['wall_time_s'] / 60:.0f} min. "
+        "", f"Backbone {meta['backbone']}, profile {meta['profile']}, {meta['precision']}, code version "
+            f"{', '.join(versions)}, {'; '.join(devices)}, compute {meta['wall_time_s'] / 60:.0f} min; written at "
+            f"commit `{meta['git_commit'][:12]}`{' from per-task records' if records else ''}. "
             "SQuAD's metric is the mean of token F1 and exact match."]
 
 

@@ -30,6 +30,18 @@ def test_zeroshot_smoke_writes_csv_with_metadata_and_lm_eval_agrees(tmp_path):
     assert not list(tmp_path.glob(".*")), "no temporary files left behind"
 
 
+def test_zeroshot_resumes_from_its_task_records(tmp_path, monkeypatch):
+    args = ["--profile", "smoke", "--no-lm-eval", "--out-dir", str(tmp_path)]
+    zeroshot.main([*args, "--tasks", "sst2"])
+    first = pd.read_csv(tmp_path / "zeroshot.csv")
+    assert len(list((tmp_path / "cells").rglob("sst2-*.json"))) == 1
+    monkeypatch.setattr(zeroshot, "load_backbone", lambda *a: pytest.fail("a recorded task was scored again"))
+    zeroshot.main([*args, "--tasks", "sst2"])
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "zeroshot.csv"), first)
+    with pytest.raises(pytest.fail.Exception, match="scored again"):   # a task without a record is scored
+        zeroshot.main([*args, "--tasks", "sst2", "copa"])
+
+
 def test_defaults_probe_smoke_trains_and_writes(tmp_path):
     from experiments import probe_iapt_defaults
     probe_iapt_defaults.main(["--profile", "smoke", "--out-dir", str(tmp_path)])

@@ -2,7 +2,7 @@
 
 Only validation splits ship, so each task's set is shuffled once with SPLIT_SEED (never the run seed) and cut
 into test (35 %, at most 500), dev (15 %, at most 200) and train (the rest); a task with a large set may name its
-own test and dev sizes (`Task.split_sizes`: HellaSwag and SocialIQA 1,000 / 200; the BIG-bench tasks 2,000 / 200).
+own test and dev sizes (`Task.split_sizes`: HellaSwag, SocialIQA and MultiEmo 1,000 / 200, FEVER 2,000 / 200).
 """
 from __future__ import annotations
 

@@ -130,7 +130,7 @@ TASKS: dict[str, Task] = {t.name: t for t in [
     Task("sciq", "olmo:sciq/none/validation", T_SCIQ, "ours", "choice", _sciq, passage_field="support"),
     # BIG-bench's large classification tasks (sentiment, fact verification): short inputs scored like sst2.
     Task("multiemo", "bigbench:multiemo/all_sentence_en", T_MULTIEMO, "ours", "classification",
-         label_words=("negative", "positive", "neutral", "ambivalent"), split_sizes=(2000, 200)),
+         label_words=("negative", "positive", "neutral", "ambivalent"), split_sizes=(1000, 200)),
     Task("fever", "bigbench:fact_checker/fever", T_FEVER, "ours", "classification",
          label_words=("false", "true"), split_sizes=(2000, 200)),
     # Instruction tuning (Table 2): their own split rules, in iapt.data.instruct.
