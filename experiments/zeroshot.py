@@ -97,24 +97,24 @@ def main(argv=None):
             loaded.extend(load_backbone(backbone))
         return loaded
 
-    found = []
-    for task in dict.fromkeys([*profile_tasks, *tasks]):   # the profile's tasks in its order, then any others
-        names = [f"{task.name}-{record_key(profile['limit'], not args.no_lm_eval, args.batch_size, v)}.json"
-                 for v in (CODE_AT_START, *ACCEPTED_CODE_VERSIONS)]
-        if task not in tasks:    # not asked for: its record goes into the table if there is one
-            rec = next((json.loads((records / n).read_text()) for n in names if (records / n).exists()), None)
-            if rec is None:
-                print(f"{task.name:14s} not scored yet (no record): left out of the table")
-                continue
-        else:
-            rec = cached_json(names, lambda: task_floors(*backbone_once(), task, profile["limit"], args.batch_size,
-                                                         not args.no_lm_eval), records)
-        found.append(rec)
+    def names(task) -> list[str]:   # this version's record, then the accepted older versions'
+        return [f"{task.name}-{record_key(profile['limit'], not args.no_lm_eval, args.batch_size, v)}.json"
+                for v in (CODE_AT_START, *ACCEPTED_CODE_VERSIONS)]
+    for task in tasks:   # in the order asked for
+        rec = cached_json(names(task), lambda: task_floors(*backbone_once(), task, profile["limit"], args.batch_size,
+                                                           not args.no_lm_eval), records)
         ours = rec["rows"][0]
         check = next((r for r in rec["rows"] if r["method"] == "zero-shot (lm-eval)"), None)
         print(f"{task.name:14s} zero-shot {task.metric} = {ours['metric']:.4f} (n={rec['n']}, {ours['wall_s']} s"
               + (f"; lm-eval differs by {check['examples_differing']} example(s)" if check else "")
               + f"; code {rec['meta']['code_version']})")
+    found = []
+    for task in dict.fromkeys([*profile_tasks, *tasks]):   # the table: the profile's order, then any others
+        rec = next((json.loads((records / n).read_text()) for n in names(task) if (records / n).exists()), None)
+        if rec is None:
+            print(f"{task.name:14s} not scored yet (no record): left out of the table")
+        else:
+            found.append(rec)
     df = pd.DataFrame([{"backbone": backbone, "task": rec["task"], "n": rec["n"], **row}
                        for rec in found for row in rec["rows"]])
     df["split"] = "test"
