@@ -25,7 +25,7 @@ from iapt.harness.scriptargs import chosen_profile, profile_parser
 from iapt.errors import UserError, cli
 from iapt.evaluation.evaluator import evaluate
 from iapt.harness.runinfo import CODE_AT_START, RESULTS, run_metadata, write_results
-from iapt.harness.store import cached_json
+from iapt.harness.store import cached_json, recorded_json
 from iapt.data.tasks import EMBEDDED_TASKS, candidates, get_task
 from iapt.data.splits import load_split
 from experiments.common import ACCEPTED_CODE_VERSIONS
@@ -100,9 +100,10 @@ def main(argv=None):
     def names(task) -> list[str]:   # this version's record, then the accepted older versions'
         return [f"{task.name}-{record_key(profile['limit'], not args.no_lm_eval, args.batch_size, v)}.json"
                 for v in (CODE_AT_START, *ACCEPTED_CODE_VERSIONS)]
+    scored = {}
     for task in tasks:   # in the order asked for
-        rec = cached_json(names(task), lambda: task_floors(*backbone_once(), task, profile["limit"], args.batch_size,
-                                                           not args.no_lm_eval), records)
+        rec = scored[task.name] = cached_json(names(task), lambda: task_floors(
+            *backbone_once(), task, profile["limit"], args.batch_size, not args.no_lm_eval), records)
         ours = rec["rows"][0]
         check = next((r for r in rec["rows"] if r["method"] == "zero-shot (lm-eval)"), None)
         print(f"{task.name:14s} zero-shot {task.metric} = {ours['metric']:.4f} (n={rec['n']}, {ours['wall_s']} s"
@@ -110,7 +111,7 @@ def main(argv=None):
               + f"; code {rec['meta']['code_version']})")
     found = []
     for task in dict.fromkeys([*profile_tasks, *tasks]):   # the table: the profile's order, then any others
-        rec = next((json.loads((records / n).read_text()) for n in names(task) if (records / n).exists()), None)
+        rec = scored.get(task.name) or recorded_json(names(task), records)
         if rec is None:
             print(f"{task.name:14s} not scored yet (no record): left out of the table")
         else:

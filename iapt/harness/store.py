@@ -173,19 +173,24 @@ class CellStore:
         return run_cell(cell, self.cache / name, ctx, name)
 
 
+def _kept(path: str, cache: Path, store: Path | None) -> Path | None:
+    return next((root / path for root in (cache, store) if root is not None and (root / path).exists()), None)
+
+
+def recorded_json(relative: list[str], cache: Path, store: Path | None = None):
+    """The JSON kept under the first of the paths found (in cache, then the store), or None; nothing is computed."""
+    found = next((p for path in relative if (p := _kept(path, cache, store)) is not None), None)
+    return None if found is None else json.loads(found.read_text())
+
+
 def cached_json(relative: str | list[str], compute, cache: Path, store: Path | None = None):
     """compute() once: its JSON is kept at cache/relative and in the record store (each written, then renamed);
     a value found in either is returned instead. A list of paths: the first is this version's, the others
     accepted older ones (a value found under one of those is used as it is, not copied)."""
     current, *accepted = [relative] if isinstance(relative, str) else relative
-
-    def find(path: str) -> Path | None:
-        return next((root / path for root in (cache, store) if root is not None and (root / path).exists()), None)
-    found = find(current)
-    if found is None:
-        for path in accepted:
-            if (older := find(path)) is not None:
-                return json.loads(older.read_text())
+    found = _kept(current, cache, store)
+    if found is None and (older := recorded_json(accepted, cache, store)) is not None:
+        return older
     value = json.loads(found.read_text()) if found is not None else compute()
     for root in (cache, store):
         if root is not None and not (root / current).exists():
