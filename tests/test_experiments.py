@@ -126,6 +126,7 @@ def test_stages_flag_runs_only_the_named_stages_and_says_so(tmp_path, monkeypatc
     assert rows.row.tolist() == ["lora, 6 steps"] and rows.steps_run.tolist() == [6]   # smoke trains 4
     meta = json.loads((tmp_path / "table1.meta.json").read_text())
     assert meta["stages"] == {"run": [1], "in_profile": 2} and meta["cells_done"] == meta["cells_planned"] == 1
+    assert "stage 1: 1 rows" in capsys.readouterr().out   # the profile's own stage number, not its place in the run
     with pytest.raises(SystemExit):
         table1_glue.main(["--profile", "smoke", "--out-dir", str(tmp_path), "--stages", "2"])
     assert "has stages 0 to 1" in capsys.readouterr().err

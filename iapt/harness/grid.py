@@ -225,7 +225,8 @@ def run_stages(run: GridRun, script: TableScript, stages: list, out_dir: Path, m
     def on_cell(cell_rows: pd.DataFrame, curves: pd.DataFrame, done: int) -> None:
         write(frames + [cell_rows], curve_frames + [curves], done_before + done)
 
-    for i, (rows, tasks, seeds) in enumerate(stages):
+    numbers = metadata.get("stages", {}).get("run") or range(len(stages))   # the profile's own stage numbers
+    for i, (rows, tasks, seeds) in zip(numbers, stages):
         print(f"stage {i}: {len(rows)} rows × {len(tasks)} tasks × {len(seeds)} seeds")
         cell_rows, curves = run_grid(run, rows, tasks, seeds, on_cell=on_cell, also_test=also_test)
         frames.append(cell_rows)
