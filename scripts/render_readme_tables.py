@@ -163,14 +163,20 @@ def verdict_lines(name: str, other: str, folder: str = "") -> list[str]:
 
 
 def decide_cell(r: dict) -> str:
-    """For an undecided verdict, what its measured noise says would decide it (iapt.harness.stats.seeds_to_decide);
-    older verdict files lack the estimate."""
-    n = r.get("seeds_to_decide", float("nan"))
-    if pd.isna(n):
+    """For an undecided verdict, what its measured noise says would decide it: more seeds at today's test examples,
+    or more test examples at today's seeds (iapt.harness.stats.seeds_to_decide, examples_to_decide); older
+    verdict files lack one estimate or both."""
+    seeds, examples = r.get("seeds_to_decide", float("nan")), r.get("examples_to_decide", float("nan"))
+    if pd.isna(seeds):
         return "–"
-    if n == float("inf"):
-        return f"more test examples (example noise alone ± {r['example_half_width']:.3f})"
-    return f"≈ {int(n)} seeds"
+    by_seeds = f"≈ {int(seeds)} seeds" if seeds != float("inf") else ""
+    if pd.isna(examples):     # an older file: seeds only
+        return by_seeds or f"more test examples (example noise alone ± {r['example_half_width']:.3f})"
+    by_examples = (f"≈ {int(examples):,} test examples (now {int(r['n_examples']):,}, example noise alone "
+                   f"± {r['example_half_width']:.3f})" if examples != float("inf") else "")
+    if not by_seeds and not by_examples:
+        return "more seeds and more test examples together"
+    return " or ".join(x for x in (by_seeds, by_examples) if x)
 
 
 def seed_cell(r: dict) -> str:

@@ -330,3 +330,17 @@ def test_a_grid_trained_on_several_machines_names_each_with_its_cell_count():
     assert trained_on(mixed) == "cells trained on cpu: A (66 cells); cpu: B (9 cells)"
     assert trained_on({"device": "cpu: B", "cell_devices": {"cpu: B": 3}}) == "cells trained on cpu: B"
     assert trained_on({"device": "cpu: B"}) == "cpu: B"      # tables written before cells recorded their machine
+
+
+def test_what_would_decide_a_verdict_names_seeds_or_test_examples():
+    from scripts.render_readme_tables import decide_cell
+    nan, inf = float("nan"), float("inf")
+    row = {"example_half_width": 0.023, "n_examples": 305}
+    assert decide_cell({**row, "seeds_to_decide": nan, "examples_to_decide": nan}) == "–"   # decided
+    assert decide_cell({**row, "seeds_to_decide": 9.0, "examples_to_decide": inf}) == "≈ 9 seeds"
+    assert decide_cell({**row, "seeds_to_decide": inf, "examples_to_decide": 1200.0}) == \
+        "≈ 1,200 test examples (now 305, example noise alone ± 0.023)"
+    assert decide_cell({**row, "seeds_to_decide": 9.0, "examples_to_decide": 1200.0}).startswith("≈ 9 seeds or ≈ 1,200")
+    assert decide_cell({**row, "seeds_to_decide": inf, "examples_to_decide": inf}) == \
+        "more seeds and more test examples together"
+    assert decide_cell({"example_half_width": 0.023, "seeds_to_decide": inf}).startswith("more test examples")   # older

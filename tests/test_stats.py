@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from iapt.harness.stats import (CONTRADICTED, NOT_DISTINGUISHABLE, ONE_SEED, REPRODUCED, compare_rows,
-                                half_width_with_seeds, informative_tasks, paired_bootstrap, seeds_for_half_width,
-                                seeds_to_decide, verdict)
+                                examples_to_decide, half_width_with_seeds, informative_tasks, paired_bootstrap,
+                                seeds_for_half_width, seeds_to_decide, verdict)
 
 
 def scores(rng, p, shape=(3, 200)):
@@ -159,8 +159,26 @@ def test_what_would_decide_it_seeds_when_seeds_disagree_examples_when_they_do_no
     assert 4 < noisy["seeds_to_decide"] < 200
     steady = compare_rows(_table([0.005] * 4), "a", "b")
     assert steady["verdict"] == NOT_DISTINGUISHABLE and steady["seeds_to_decide"] == float("inf")
+    # seeds that agree exactly (no seed noise at all): more test examples would decide it, more seeds would not
+    a = [1.0] * 40 + [1.0] * 15 + [0.0] * 10 + [0.0] * 35    # 55 of 100 right, b 50: they disagree on 25
+    b = [1.0] * 40 + [0.0] * 15 + [1.0] * 10 + [0.0] * 35
+    same = pd.DataFrame([{"row": r, "task": "t", "seed": s, "cell": f"{r}{s}", "test_correct": " ".join(map(str, x))}
+                         for s in range(3) for r, x in (("a", a), ("b", b))])
+    exact = compare_rows(same, "a", "b")
+    assert exact["verdict"] == NOT_DISTINGUISHABLE and exact["seeds_to_decide"] == float("inf")
+    assert exact["n_examples"] == 100 and 100 < exact["examples_to_decide"] < 1000
     decided = compare_rows(_table([0.2] * 3), "a", "b")
     assert decided["verdict"] == REPRODUCED and np.isnan(decided["seeds_to_decide"])
+    assert np.isnan(decided["examples_to_decide"])
+
+
+def test_examples_to_decide_scales_the_examples_share_of_the_variance():
+    # half-width 0.05 of which 0.03 from examples: seed share 0.0016; distance 0.045 → room 0.002025 - 0.0016
+    assert examples_to_decide(0.045, 0.05, 0.03, 0.0, 300) == np.ceil(300 * 0.0009 / 0.000425)
+    assert examples_to_decide(-0.035, 0.05, 0.03, 0.02, 300) == float("inf")   # the seeds' share alone is wider
+    # the estimate is what the interval would shrink to: at that size the half-width equals the distance
+    n = examples_to_decide(0.045, 0.05, 0.03, 0.0, 300)
+    assert (0.0016 + 0.0009 * 300 / n) ** 0.5 <= 0.045 < (0.0016 + 0.0009 * 300 / (n - 1)) ** 0.5
 
 
 def test_seeds_to_decide_scales_the_seed_share_of_the_variance():

@@ -115,6 +115,19 @@ def seeds_to_decide(diff: float, half_width: float, example_half_width: float, m
     return max(seeds_for_half_width(abs(diff + margin), half_width, example_half_width, n_seeds), n_seeds + 1.0)
 
 
+def examples_to_decide(diff: float, half_width: float, example_half_width: float, margin: float,
+                       n_examples: int) -> float:
+    """The test examples (today's `n_examples`, scaled up, at today's seeds) that would bring an undecided interval
+    clear of −margin at the measured noise: the test examples' share of the variance shrinks as 1/examples, the
+    seeds' share does not (the counterpart of `seeds_to_decide`); inf when the seeds' share alone is wider than
+    the distance to the margin (then more seeds are needed too). An estimate: new examples are assumed like these."""
+    seed_share = max(half_width ** 2 - example_half_width ** 2, 0.0)
+    room = (diff + margin) ** 2 - seed_share
+    if room <= 0:
+        return float("inf")
+    return max(float(math.ceil(round(n_examples * example_half_width ** 2 / room, 9))), n_examples + 1.0)
+
+
 def mixed_precision(cells: pd.DataFrame) -> str | None:
     """The verdict a comparison gets instead when its `cells` (a table's rows, with their `precision` column) ran at
     more than one precision: a difference between them could be the precision's. None when they share one, or
@@ -151,7 +164,8 @@ def compare_rows(df: pd.DataFrame, a: str, b: str, margin: float = 0.0, tasks: l
     """Row a − row b over the tasks both have (or `tasks`), each on the seeds both rows have there (a three-seed
     core row against a seed-0-only extended row: seed 0): the crossed bootstrap, |S| (the fewest seeds of any
     task), the interval's half-width, and the verdict; the half-width with the seeds held fixed (example noise
-    alone) and, for an undecided verdict, the seeds that would decide it (`seeds_to_decide`). Tasks scored from
+    alone) and, for an undecided verdict, the seeds or the test examples (summed over its tasks) that would decide
+    it (`seeds_to_decide`, `examples_to_decide`, each with the other held at today's). Tasks scored from
     the same trained cells (rows that share a `cell`) share their seed draw."""
     sa, sb, seeds, groups, used = {}, {}, set(), {}, []
     for task in tasks or sorted(set(df[df.row == a].task)):
@@ -171,13 +185,17 @@ def compare_rows(df: pd.DataFrame, a: str, b: str, margin: float = 0.0, tasks: l
     n_seeds, cells = min(len(v) for v in sa.values()), pd.concat(used)
     cells.attrs = dict(df.attrs)
     found = verdict(lo, hi, margin, n_seeds)
+    undecided, n_examples = found == NOT_DISTINGUISHABLE, sum(len(v[0]) for v in sa.values())
     return {"tasks": " ".join(sa), "seeds": " ".join(str(s) for s in sorted(seeds)), "n_seeds": n_seeds,
             "diff": diff, "ci_low": lo, "ci_high": hi, "half_width": half_width, "margin": margin,
             "precision": precisions(cells), "verdict": mixed_precision(cells) or found,
             "example_half_width": example_half_width,
             # only an open verdict has something to decide (one seed is no verdict at all)
             "seeds_to_decide": seeds_to_decide(diff, half_width, example_half_width, margin, n_seeds)
-            if found == NOT_DISTINGUISHABLE else float("nan"),
+            if undecided else float("nan"),
+            "n_examples": n_examples,
+            "examples_to_decide": examples_to_decide(diff, half_width, example_half_width, margin, n_examples)
+            if undecided else float("nan"),
             **drift_beside(diff, list(sa), df.attrs)}
 
 
