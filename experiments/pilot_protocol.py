@@ -51,6 +51,7 @@ def noise(df: pd.DataFrame) -> pd.DataFrame:
                      "example_half_width": ex,
                      "precision": found["precision"], "claim2_verdict": found["verdict"],
                      "claim2_seeds_to_decide": found["seeds_to_decide"],
+                     "claim2_examples_to_decide": found["examples_to_decide"],
                      "compute_h": hours, f"half_width_in_{BUDGET_H}_compute_h": half_width_with_seeds(
                          hw, ex, len(paired), len(paired) * BUDGET_H / hours),
                      f"seeds_for_half_width_{TARGET_HALF_WIDTH}": seeds_for_half_width(TARGET_HALF_WIDTH, hw, ex, len(paired))})
