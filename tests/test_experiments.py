@@ -132,6 +132,25 @@ def test_stages_flag_runs_only_the_named_stages_and_says_so(tmp_path, monkeypatc
     assert "has stages 0 to 1" in capsys.readouterr().err
 
 
+def test_stages_that_share_cells_count_and_list_each_cell_once(tmp_path, monkeypatch):
+    """A later stage that adds seeds to an earlier one's cells (Table 1's convergence check, then its core grid):
+    each shared cell is one row of the table, counted once, and the verdicts pair each seed once."""
+    from experiments import table1_glue
+    smoke = table1_glue.PROFILES["smoke"]
+    rows = [Row("iapt", "iapt"), Row("prefix_tuning", "prefix_tuning")]
+    monkeypatch.setitem(table1_glue.PROFILES, "smoke", {**smoke, "stages": [(rows, ["sst2"], [0]),
+                                                                             (rows, ["sst2"], [0, 1])]})
+    table1_glue.main(["--profile", "smoke", "--out-dir", str(tmp_path)])
+    table = pd.read_csv(tmp_path / "table1.csv")
+    assert sorted(zip(table.row, table.seed)) == [("iapt", 0), ("iapt", 1), ("prefix_tuning", 0), ("prefix_tuning", 1)]
+    meta = json.loads((tmp_path / "table1.meta.json").read_text())
+    assert meta["cells_done"] == meta["cells_planned"] == 4
+    verdicts = pd.read_csv(tmp_path / "table1_verdicts.csv")
+    assert set(verdicts.n_seeds) == {2}
+    curves = pd.read_csv(tmp_path / "table1_curves.csv")
+    assert not curves.duplicated(["row", "task", "seed", "lr", "kind", "step"]).any()
+
+
 def test_table1_paper_dry_run_counts_parameters(capsys):
     from experiments import table1_glue
     table1_glue.main(["--profile", "paper", "--dry-run"])

@@ -213,17 +213,22 @@ def run_stages(run: GridRun, script: TableScript, stages: list, out_dir: Path, m
                allow_mixed_precision: bool = False):
     """Run the stages in order; after every cell trained, rewrite the table's CSVs from every cell so far, each with
     metadata that says how many of the planned cells are done (an interrupted run leaves a complete, smaller table)."""
-    planned = sum(len(rows) * len(tasks) * len(seeds) for rows, tasks, seeds in stages)
-    frames, curve_frames, t0, written, done_before = [], [], time.time(), [], 0   # done_before: earlier stages' cells
+    # stages may share cells (a later stage adds seeds to an earlier one's): each cell counts, and is a row, once
+    planned = len({(r.name, t, s) for rows, tasks, seeds in stages for r in rows for t in tasks for s in seeds})
+    frames, curve_frames, t0, written = [], [], time.time(), []
 
-    def write(row_frames: list, curves: list, done: int) -> None:
-        meta = {**metadata, "cells_done": done, "cells_planned": planned, "wall_s_this_invocation": round(time.time() - t0, 1),
+    def write(row_frames: list, curve_parts: list) -> pd.DataFrame:
+        rows = pd.concat(row_frames, ignore_index=True).drop_duplicates(["row", "task", "seed"], ignore_index=True)
+        curves = pd.concat(curve_parts, ignore_index=True).drop_duplicates(
+            ["row", "task", "seed", "lr", "kind", "step"], ignore_index=True)
+        meta = {**metadata, "cells_done": rows["cell"].nunique(), "cells_planned": planned,
+                "wall_s_this_invocation": round(time.time() - t0, 1),
                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        written[:] = publish(script.table, out_dir, pd.concat(row_frames, ignore_index=True),
-                             pd.concat(curves, ignore_index=True), meta, floors, script.extras, allow_mixed_precision)
+        written[:] = publish(script.table, out_dir, rows, curves, meta, floors, script.extras, allow_mixed_precision)
+        return rows
 
     def on_cell(cell_rows: pd.DataFrame, curves: pd.DataFrame, done: int) -> None:
-        write(frames + [cell_rows], curve_frames + [curves], done_before + done)
+        write(frames + [cell_rows], curve_frames + [curves])
 
     numbers = metadata.get("stages", {}).get("run") or range(len(stages))   # the profile's own stage numbers
     for i, (rows, tasks, seeds) in zip(numbers, stages):
@@ -231,9 +236,7 @@ def run_stages(run: GridRun, script: TableScript, stages: list, out_dir: Path, m
         cell_rows, curves = run_grid(run, rows, tasks, seeds, on_cell=on_cell, also_test=also_test)
         frames.append(cell_rows)
         curve_frames.append(curves)
-        done_before += len(rows) * len(tasks) * len(seeds)
-    df = pd.concat(frames, ignore_index=True)
-    write(frames, curve_frames, planned)   # when every cell was found finished, the only write (a no-op if unchanged)
+    df = write(frames, curve_frames)   # when every cell was found finished, the only write (a no-op if unchanged)
     summary = pd.read_csv(out_dir / f"{script.table}_summary.csv")
     print(summary[[c for c in summary.columns if not c.endswith(("_spread", "_seeds", "code_versions"))]].to_string(index=False))
     if df["code_version"].nunique() > 1:
