@@ -27,3 +27,32 @@ def ablation_bars(rows: pd.DataFrame, summary: pd.DataFrame, path: Path) -> None
     ax.set_ylabel("")
     fig.tight_layout()
     fig.savefig(path, dpi=150)
+
+
+VERDICT_COLOURS = {"reproduced": "tab:green", "contradicted": "tab:red"}   # anything else: grey
+
+
+def verdict_intervals(verdicts: pd.DataFrame, other: str, path: Path) -> None:
+    """One line per verdict row: the difference (IAPT − `other` column's row) with its 95 % interval (seeds and
+    test examples resampled), |S| beside it; the claim's threshold −margin dashed, zero dotted; green reproduced,
+    red contradicted, grey otherwise (not distinguishable, one seed, refused)."""
+    v = verdicts.reset_index(drop=True)
+    if not len(v):
+        return
+    scope = v["scope"] if "scope" in v else v["tasks"]
+    labels = [f"{t}: vs {o}" for t, o in zip(scope, v[other])]
+    fig, ax = plt.subplots(figsize=(6.5, 0.28 * len(v) + 1.3))
+    y = np.arange(len(v))[::-1]
+    for yi, r in zip(y, v.itertuples()):
+        colour = VERDICT_COLOURS.get(r.verdict, "0.5")
+        ax.plot([r.ci_low, r.ci_high], [yi, yi], color=colour, linewidth=2)
+        ax.plot(r.diff, yi, "o", color=colour, markersize=4)
+        ax.annotate(f"|S|={r.n_seeds}", (r.ci_high, yi), xytext=(4, -3), textcoords="offset points", fontsize=6)
+        if r.margin:
+            ax.plot([-r.margin] * 2, [yi - 0.4, yi + 0.4], color="k", linestyle="--", linewidth=1)
+    ax.axvline(0, color="0.3", linestyle=":", linewidth=1)
+    ax.set_yticks(y, labels, fontsize=7)
+    ax.set_xlabel("IAPT − other (95 % interval; dashed: −margin of a 'competitive' claim)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
