@@ -92,12 +92,17 @@ def verdict(lo: float, hi: float, margin: float = 0.0, n_seeds: int | None = Non
     return NOT_DISTINGUISHABLE
 
 
+def _seed_share(half_width: float, example_half_width: float) -> float:
+    """The seeds' share of a half-width's square: what is left of it once the test examples' share (the half-width
+    with every seed kept once) is taken out; never negative (the two are separate bootstraps)."""
+    return max(half_width ** 2 - example_half_width ** 2, 0.0)
+
+
 def half_width_with_seeds(half_width: float, example_half_width: float, n_seeds: int, new_seeds: float) -> float:
     """The half-width expected at `new_seeds` seeds from one measured at `n_seeds`: the seeds' share of the
     variance (half_width² − example_half_width²) shrinks as 1/seeds, the test examples' share (the half-width with
     every seed kept once) does not. An estimate: a new seed's noise is assumed like these."""
-    seed_share = max(half_width ** 2 - example_half_width ** 2, 0.0)
-    return math.sqrt(seed_share * n_seeds / new_seeds + example_half_width ** 2)
+    return math.sqrt(_seed_share(half_width, example_half_width) * n_seeds / new_seeds + example_half_width ** 2)
 
 
 def seeds_for_half_width(target: float, half_width: float, example_half_width: float, n_seeds: int) -> float:
@@ -106,7 +111,7 @@ def seeds_for_half_width(target: float, half_width: float, example_half_width: f
     room = target ** 2 - example_half_width ** 2
     if room <= 0:
         return float("inf")
-    return float(math.ceil(round(n_seeds * max(half_width ** 2 - example_half_width ** 2, 0.0) / room, 9)))
+    return float(math.ceil(round(n_seeds * _seed_share(half_width, example_half_width) / room, 9)))
 
 
 def seeds_to_decide(diff: float, half_width: float, example_half_width: float, margin: float, n_seeds: int) -> float:
@@ -121,8 +126,7 @@ def examples_to_decide(diff: float, half_width: float, example_half_width: float
     clear of −margin at the measured noise: the test examples' share of the variance shrinks as 1/examples, the
     seeds' share does not (the counterpart of `seeds_to_decide`); inf when the seeds' share alone is wider than
     the distance to the margin (then more seeds are needed too). An estimate: new examples are assumed like these."""
-    seed_share = max(half_width ** 2 - example_half_width ** 2, 0.0)
-    room = (diff + margin) ** 2 - seed_share
+    room = (diff + margin) ** 2 - _seed_share(half_width, example_half_width)
     if room <= 0:
         return float("inf")
     return max(float(math.ceil(round(n_examples * example_half_width ** 2 / room, 9))), n_examples + 1.0)
