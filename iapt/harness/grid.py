@@ -91,8 +91,8 @@ def run_grid(run: GridRun, rows: list[Row], tasks: list[str], seeds: list[int], 
     """Every (row, task, seed) cell in order; returns the rows and learning-curve DataFrames. Each finished
     cell's JSON files (result and evaluations) are kept in the run's record store, which resumes it.
 
-    `on_cell(rows_df, curves_df, cells_done)` is called after every cell trained now (not after one found
-    finished) with everything so far.
+    `on_cell(rows_df, curves_df)` is called after every cell trained now (not after one found finished) with
+    everything so far.
     `also_test(result)`, when given, scores the cell's tuned model on further tasks: it returns one dict per
     task ({"task", "test_metric", "n_test", "test_correct"}), each added as a row beside the cell's own."""
     rows_so_far, curves = [], []
@@ -102,7 +102,7 @@ def run_grid(run: GridRun, rows: list[Row], tasks: list[str], seeds: list[int], 
     chosen: dict[tuple, float] = {}
     # smoothing=0: the ETA is the mean rate of the cells computed in this run (restored cells left out below)
     bar = tqdm(total=len(plan), desc="cells", unit="cell", smoothing=0)
-    for done, (row, task, seed) in enumerate(plan, 1):
+    for row, task, seed in plan:
         bar.set_postfix_str(f"{row.name} {task} seed {seed}")
         started, first = time.time(), (row.name, task) not in chosen
         searched = row.lrs or run.lrs
@@ -121,7 +121,7 @@ def run_grid(run: GridRun, rows: list[Row], tasks: list[str], seeds: list[int], 
             bar.initial += 1
             bar.start_t += time.time() - started
         if on_cell is not None and not result.reused:
-            on_cell(pd.DataFrame(rows_so_far), pd.DataFrame(curves), done)
+            on_cell(pd.DataFrame(rows_so_far), pd.DataFrame(curves))
     bar.close()
     return pd.DataFrame(rows_so_far), pd.DataFrame(curves)
 
@@ -227,7 +227,7 @@ def run_stages(run: GridRun, script: TableScript, stages: list, out_dir: Path, m
         written[:] = publish(script.table, out_dir, rows, curves, meta, floors, script.extras, allow_mixed_precision)
         return rows
 
-    def on_cell(cell_rows: pd.DataFrame, curves: pd.DataFrame, done: int) -> None:
+    def on_cell(cell_rows: pd.DataFrame, curves: pd.DataFrame) -> None:
         write(frames + [cell_rows], curve_frames + [curves])
 
     numbers = metadata.get("stages", {}).get("run") or range(len(stages))   # the profile's own stage numbers
