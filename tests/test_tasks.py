@@ -28,7 +28,8 @@ def tokenizer():
     return load_backbone("smollm2-135m")[1]
 
 
-@pytest.mark.parametrize("name", EMBEDDED_TASKS)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.real_bigbench)
+                                  if get_task(n).source.startswith("bigbench:") else n for n in EMBEDDED_TASKS])
 def test_splits_deterministic_disjoint_documented(name):
     splits = {s: load_split(name, s) for s in ("train", "dev", "test")}
     assert tuple(len(splits[s]) for s in ("train", "dev", "test")) == DOCUMENTED_SIZES[name]
@@ -65,6 +66,7 @@ def test_templates_render_exactly_as_documented():
     assert get_task("squad").template == "Context:\n{context}\nQuestion:\n{question}"
 
 
+@pytest.mark.real_bigbench
 def test_bigbench_tasks_keep_the_files_inputs_and_best_target():
     fever = get_task("fever")
     ex = load_examples("fever")[0]    # the file's first example: a true claim

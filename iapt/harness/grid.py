@@ -278,6 +278,41 @@ def accepted_code_versions(prof: dict, args) -> tuple[str, ...]:
     return () if args.fresh else tuple(prof.get("reuse_code_versions", ())) + tuple(args.reuse_code_version)
 
 
+# Sources read from the BIG-bench 1.0.0 archive: Table 1's BIG-bench tasks, Table 2's NI and BBH-style tasks.
+BIGBENCH_SOURCES = ("bigbench:", "instruct:ni", "instruct:bbh")
+
+
+def bigbench_available() -> bool:
+    """The archive is downloaded, or the folders read from it are extracted (iapt.data.bigbench.bigbench_dir)."""
+    from ..backbones import cache_dir
+    from ..data.bigbench import ARCHIVE, extracted_folders
+    marker = cache_dir() / "bigbench" / ".complete"
+    return (cache_dir() / "downloads" / ARCHIVE).exists() or (marker.exists() and
+                                                              marker.read_text().split() == extracted_folders())
+
+
+def reads_bigbench(task_names) -> list[str]:
+    from ..data.tasks import get_task
+    return [t for t in task_names if get_task(t).source.startswith(BIGBENCH_SOURCES)]
+
+
+def refuse_without_bigbench(task_names: list[str], hint: str = "") -> None:
+    """One clear message before anything trains, not a failure hours later, when a task of the plan reads the
+    BIG-bench archive and it is neither extracted nor downloaded. (PyPI stopped listing bigbench 1.0.0 on
+    2026-12-06, so a new machine may have no way to fetch it; docs/data.md says what that leaves runnable.)"""
+    from ..backbones import cache_dir
+    from ..data.bigbench import ARCHIVE
+    needing = reads_bigbench(task_names)
+    if needing and not bigbench_available():
+        raise UserError(
+            f"{', '.join(needing)} read(s) the BIG-bench 1.0.0 source archive, which is not at "
+            f"{cache_dir() / 'downloads' / ARCHIVE}: "
+            f"`make setup` downloads it from PyPI, which no longer lists it (since 2026-12-06). With a copy of "
+            f"{ARCHIVE}, `.venv/bin/python -m scripts.fetch_bigbench --from PATH` checks its sha256 and puts it in "
+            f"place. The committed results that used it stay in results/; docs/data.md, 'When the BIG-bench "
+            f"archive is missing', says what runs without it." + hint)
+
+
 def select_stages(plan: list, wanted: list[int] | None, profile: str, meta: dict) -> list:
     if wanted is None:
         return plan
@@ -301,11 +336,17 @@ def run_table(script: TableScript, profiles: dict, argv=None):
     cache = out_dir / "cells" if args.profile == "smoke" else cache_dir() / "runs"
     store = CellStore(cache, records, accepted_code_versions(prof, args), script.reference,
                       prof.get("reuse_not_for", {}))
+    stages_meta: dict = {}
+    plan = select_stages(prof["stages"], args.stages, args.profile, stages_meta)
+    if prof.get("data", "embedded") == "embedded":      # refuse now, not after hours of other tasks' cells
+        without = [i for i, (_, tasks, _) in enumerate(prof["stages"]) if not reads_bigbench(tasks)]
+        refuse_without_bigbench(sorted({t for _, tasks, _ in plan for t in tasks}),
+                                f" Stages that run without it: --stages {' '.join(map(str, without))}." if without else "")
     extra = script.metadata(prof) if callable(script.metadata) else (script.metadata or {})
     meta = run_metadata(profile=args.profile, backbone=backbone, train=cfg.to_dict(), lrs=list(prof["lrs"]),
                         precision=in_effect(default_device(), cfg.precision),   # of the cells trained in this invocation
-                        data=prof["n"], data_source=prof.get("data", "embedded"), script=script.script, **extra)
-    plan = select_stages(prof["stages"], args.stages, args.profile, meta)
+                        data=prof["n"], data_source=prof.get("data", "embedded"), script=script.script, **extra,
+                        **stages_meta)
     cells = sum(len(rows) * len(tasks) * len(seeds) for rows, tasks, seeds in plan)
     print(f"{script.table}, profile {args.profile}: {cells} cells on {backbone}, {len(prof['lrs'])} learning-rate "
           f"trial(s) on the first seed of each; {prof.get('expected', 'duration not measured yet')}. Finished cells "
