@@ -34,3 +34,17 @@ def test_a_copy_with_the_wrong_checksum_is_refused_and_nothing_is_left(tmp_path)
     dest = tmp_path / "downloads"
     assert fetch_bigbench.main(["--from", str(wrong), str(dest)]) == 1
     assert list(dest.iterdir()) == []
+
+
+def test_a_broken_download_leaves_no_partial_file_and_lets_setup_go_on(tmp_path, monkeypatch, capsys):
+    import io
+
+    class CutOff(io.BytesIO):          # a download that breaks after its first chunk
+        def read(self, n=-1):
+            if self.tell():
+                raise ConnectionResetError("connection reset")
+            return super().read(n)
+    monkeypatch.setattr(fetch_bigbench, "pypi_url", lambda: "https://example.invalid/bigbench-1.0.0.tar.gz")
+    monkeypatch.setattr(fetch_bigbench.urllib.request, "urlopen", lambda url, timeout: CutOff(b"x" * (2 << 20)))
+    assert fetch_bigbench.main([str(tmp_path)]) == 0
+    assert "failed (connection reset)" in capsys.readouterr().err and not any(tmp_path.iterdir())
