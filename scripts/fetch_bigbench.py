@@ -17,7 +17,6 @@ import argparse
 import hashlib
 import json
 import os
-import shutil
 import sys
 import urllib.error
 import urllib.request
@@ -41,13 +40,18 @@ def pypi_url() -> str | None:
 
 
 def copy_checked(chunks, dest: Path) -> bool:
-    """Write the chunks to dest (through a partial file, renamed only when the sha256 matches)."""
+    """Write the chunks to dest (through a partial file, renamed only when the sha256 matches; removed when the
+    chunks break off or fail the check)."""
     tmp = dest.with_suffix(".partial")
     digest = hashlib.sha256()
-    with open(tmp, "wb") as out:
-        for chunk in chunks:
-            digest.update(chunk)
-            out.write(chunk)
+    try:
+        with open(tmp, "wb") as out:
+            for chunk in chunks:
+                digest.update(chunk)
+                out.write(chunk)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     if digest.hexdigest() != SHA256:
         tmp.unlink()
         print(f"error: this {FILENAME} failed its sha256 check (expected {SHA256})", file=sys.stderr)
@@ -92,7 +96,6 @@ def main(argv=None) -> int:
         with urllib.request.urlopen(url, timeout=600) as r:
             ok = copy_checked(read_chunks(r), dest)
     except (urllib.error.URLError, OSError) as e:     # a broken download must not stop setup (nor `make test`)
-        dest.with_suffix(".partial").unlink(missing_ok=True)
         print(f"warning: downloading {url} failed ({e}); {NEEDED_BY} need it; the next `make setup` tries again",
               file=sys.stderr)
         return 0
