@@ -259,6 +259,33 @@ def test_a_grid_resumes_from_its_committed_records_on_a_new_machine(tmp_path, mo
     assert not list(records.rglob("result.json"))                     # and drops its old record with it
 
 
+def test_without_the_archive_a_table_is_rebuilt_from_its_records_and_an_unrecorded_cell_is_refused(tmp_path,
+                                                                                                     monkeypatch):
+    """Without the BIG-bench archive a FEVER cell can neither train nor be keyed (its split sizes come from the
+    data), but its committed record still serves the table; a cell no record holds gets one message."""
+    import iapt.harness.grid as grid_module
+    import iapt.training.cell
+    from iapt.errors import UserError
+    from iapt.harness.grid import GridRun, Row, run_grid, unrecorded_cells
+    from iapt.harness.store import CellStore
+    from iapt.training.cell import RunContext
+    records, lora = tmp_path / "results" / "cells", Row("lora", "lora")
+
+    def grid(cache, lrs=(1e-2,)):
+        return GridRun(CellStore(cache, records), RunContext(progress=False), TINY, TINY_TRAIN, lrs, "smoke",
+                       dict(n_train=8, n_dev=4, n_test=4))
+    first, _ = run_grid(grid(tmp_path / "cache"), [lora], ["fever"], [0])
+    monkeypatch.setattr(grid_module, "bigbench_available", lambda: False)
+    monkeypatch.setattr(iapt.training.cell, "load_split", lambda *a: pytest.fail("the task's data was read"))
+    again, _ = run_grid(grid(tmp_path / "new-machine"), [lora], ["fever"], [0])
+    assert again.drop(columns="adapter").equals(first.drop(columns="adapter"))
+    assert unrecorded_cells(CellStore(tmp_path / "c", records), [([lora], ["fever"], [0, 1])]) == [("lora", "fever", 1)]
+    with pytest.raises(UserError, match="No committed record holds lora on fever, seed 1"):
+        run_grid(grid(tmp_path / "third"), [lora], ["fever"], [0, 1])
+    with pytest.raises(UserError, match=r"learning rates \[0.001\]"):    # other settings: not this record
+        run_grid(grid(tmp_path / "fourth", lrs=(1e-3,)), [lora], ["fever"], [0])
+
+
 def test_a_cell_resumed_after_its_trials_still_counts_their_time(tmp_path):
     """Interrupted after its trials, before the test evaluation: the resumed cell's table row reports the compute
     of both invocations, not only the second's few seconds."""

@@ -7,6 +7,7 @@ most the cell in progress, and that cell itself resumes from its last checkpoint
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from ..errors import UserError
 from ..precision import default_device, in_effect
 from ..training.cell import CellResult, CellSpec, RunContext, prepare
 from ..training.config import TrainConfig
-from .runinfo import RESULTS, write_results
+from .runinfo import CODE_AT_START, RESULTS, write_results
 from .stats import FLOORS
 from .store import CellStore, precision_in_effect
 
@@ -86,6 +87,40 @@ class GridRun:
                         data=self.data, **self.n)
 
 
+def run_or_restore(run: GridRun, spec: CellSpec) -> CellResult:
+    """The cell, trained or found finished; where its task's data cannot be read (the BIG-bench archive missing),
+    its committed record, or one message."""
+    if bigbench_available() or not reads_bigbench([spec.task]):
+        return run.store.run(prepare(spec), run.ctx, run.fresh)
+    found = None if run.fresh else run.store.find_unsized(
+        unsized_key(spec), {"train": spec.n_train, "dev": spec.n_dev, "test": spec.n_test})
+    if found is None:
+        refuse_without_bigbench([spec.task], f" No committed record holds {spec.method} on {spec.task}, seed "
+                                             f"{spec.train.seed}, learning rates {list(spec.lrs)}.")
+    return found
+
+
+def unrecorded_cells(store: CellStore, plan: list, fresh: bool = False) -> list[tuple[str, str, int]]:
+    """(row, task, seed) of the plan's cells that no committed record holds, matched on method, size, options,
+    task and seed at this code version or an accepted one (the rest is matched when the cell is reached); with
+    `fresh`, every cell."""
+    versions = {CODE_AT_START, *store.accepted}
+    held = {(k["method"], k["size"], json.dumps(k["options"], sort_keys=True), k["task"], k["train"]["seed"])
+            for k in store.recorded_keys().values() if k["code"] in versions}
+    return [(row.name, task, seed) for rows, tasks, seeds in plan for row in rows for task in tasks for seed in seeds
+            if fresh or (row.method, row.size, json.dumps(row.options, sort_keys=True), task, seed) not in held]
+
+
+def unsized_key(spec: CellSpec) -> dict:
+    """A cell's key as iapt.training.cell.prepare writes it, less what only the data and the backbone's weights
+    tell: the split sizes, and the default budget (IAPT's size on this backbone, fixed by backbone and code)."""
+    return {"method": spec.method, "task": spec.task, "data": spec.data, "backbone": spec.backbone,
+            "budget": None if spec.budget == "iapt" else spec.budget, "size": spec.size,
+            "options": dict(spec.options), "lrs": list(spec.lrs),
+            "train": {**spec.train.to_dict(), "lr": None, "precision": in_effect(default_device(), spec.train.precision)},
+            "code": CODE_AT_START}
+
+
 def run_grid(run: GridRun, rows: list[Row], tasks: list[str], seeds: list[int], on_cell=None,
              also_test=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every (row, task, seed) cell in order; returns the rows and learning-curve DataFrames. Each finished
@@ -106,8 +141,7 @@ def run_grid(run: GridRun, rows: list[Row], tasks: list[str], seeds: list[int], 
         bar.set_postfix_str(f"{row.name} {task} seed {seed}")
         started, first = time.time(), (row.name, task) not in chosen
         searched = row.lrs or run.lrs
-        result = run.store.run(prepare(run.spec(row, task, seed, searched if first else (chosen[row.name, task],))),
-                               run.ctx, run.fresh)
+        result = run_or_restore(run, run.spec(row, task, seed, searched if first else (chosen[row.name, task],)))
         chosen.setdefault((row.name, task), result["chosen_lr"])
         record = cell_row(row, task, seed, result, "searched" if first else f"seed {seeds[0]}", run.profile)
         further = also_test(result) if also_test else []        # (its evaluations are kept with the cell)
@@ -338,10 +372,13 @@ def run_table(script: TableScript, profiles: dict, argv=None):
                       prof.get("reuse_not_for", {}))
     stages_meta: dict = {}
     plan = select_stages(prof["stages"], args.stages, args.profile, stages_meta)
-    if prof.get("data", "embedded") == "embedded":      # refuse now, not after hours of other tasks' cells
+    if prof.get("data", "embedded") == "embedded" and not bigbench_available():
+        # refuse now, not after hours of other tasks' cells: without the archive only committed records serve
+        missing = sorted({t for _, t, _ in unrecorded_cells(store, plan, args.fresh) if reads_bigbench([t])})
         without = [i for i, (_, tasks, _) in enumerate(prof["stages"]) if not reads_bigbench(tasks)]
-        refuse_without_bigbench(sorted({t for _, tasks, _ in plan for t in tasks}),
-                                f" Stages that run without it: --stages {' '.join(map(str, without))}." if without else "")
+        refuse_without_bigbench(missing, (" Their cells in this plan have no committed record to rebuild the table from."
+                                          + (f" Stages that run without it: --stages {' '.join(map(str, without))}."
+                                             if without else "")))
     extra = script.metadata(prof) if callable(script.metadata) else (script.metadata or {})
     meta = run_metadata(profile=args.profile, backbone=backbone, train=cfg.to_dict(), lrs=list(prof["lrs"]),
                         precision=in_effect(default_device(), cfg.precision),   # of the cells trained in this invocation

@@ -94,14 +94,37 @@ class CellStore:
         self.accepted, self.reference = tuple(accepted_versions), reference or {}
         self.not_for = dict(not_for or {})
         self._index: dict[str, Path] | None = None
+        self._keys: dict[Path, dict] = {}
 
     def _indexed(self) -> dict[str, Path]:
         """settings_hash → folder of every committed record (read once per store)."""
         if self.records is None:
             return {}
         if self._index is None:   # (no records folder yet: an empty index, which `keep` then fills)
-            self._index = {settings_hash(record_key(read_record(p))): p.parent for p in self.records.rglob("result.json")}
+            self._keys = {p.parent: record_key(read_record(p)) for p in self.records.rglob("result.json")}
+            self._index = {settings_hash(key): folder for folder, key in self._keys.items()}
         return self._index
+
+    def recorded_keys(self) -> dict[Path, dict]:
+        """folder → key of every committed record."""
+        self._indexed()
+        return dict(self._keys)
+
+    def find_unsized(self, key: dict, caps: dict[str, int | None]) -> CellResult | None:
+        """The committed record whose settings equal `key`'s in all but the split sizes `n` (and the budget, where
+        `key` has none), with splits no larger than `caps` ({split: cap or None}): how a table is rebuilt from
+        its records when a task's data cannot be read (the BIG-bench archive missing), since only the data tells
+        its split sizes."""
+        accepted = [v for v in self.accepted if key["method"] not in self.not_for.get(v, ())]
+        left_out = {"n", "code"} | ({"budget"} if key.get("budget") is None else set())
+        settings = {k: v for k, v in key.items() if k not in left_out}
+        for version in (key["code"], *accepted):
+            for record, held in self.recorded_keys().items():
+                within = all(cap is None or held["n"][split] <= cap for split, cap in caps.items())
+                if held["code"] == version and within and {k: v for k, v in held.items() if k not in left_out} == settings:
+                    found = self._restore(record, self.cache / self.name(held))
+                    return CellResult(read_record(found / "result.json"), found, reused=True)
+        return None
 
     def name(self, key: dict) -> str:
         """The key's folder, relative to the cache and the records: its readable name, or — when another cell
@@ -144,6 +167,7 @@ class CellStore:
     def forget(self, key: dict) -> None:
         """--fresh: the cell's earlier result goes, cached and recorded."""
         folders = [self.cache / self.name(key), self._indexed().pop(settings_hash(key), None)]
+        self._keys.pop(folders[1], None)
         for folder in folders:
             if folder is not None and folder.exists():
                 shutil.rmtree(folder)
@@ -159,6 +183,7 @@ class CellStore:
             if not (target / path.name).exists():
                 atomic_write_text(target / path.name, path.read_text())
         self._indexed()[digest] = target
+        self._keys[target] = record_key(result.record)
         return target.relative_to(self.records).as_posix()
 
     def run(self, cell: PreparedCell, ctx: RunContext, fresh: bool = False) -> CellResult | None:
