@@ -120,7 +120,7 @@ class CellStore:
         settings = {k: v for k, v in key.items() if k not in left_out}
         for version in (key["code"], *accepted):
             for record, held in self.recorded_keys().items():
-                within = all(cap is None or held["n"][split] <= cap for split, cap in caps.items())
+                within = all(cap is None or held["n"].get(split, 0) <= cap for split, cap in caps.items())
                 if held["code"] == version and within and {k: v for k, v in held.items() if k not in left_out} == settings:
                     found = self._restore(record, self.cache / self.name(held))
                     return CellResult(read_record(found / "result.json"), found, reused=True)
