@@ -98,8 +98,10 @@ def main(argv=None):
         return loaded
 
     def names(task) -> list[str]:   # this version's record, then the accepted older versions'
-        return [f"{task.name}-{record_key(profile['limit'], not args.no_lm_eval, args.batch_size, v)}.json"
-                for v in (CODE_AT_START, *ACCEPTED_CODE_VERSIONS)]
+        # a record with the lm-eval cross-check also serves a run without it: its rows are the same plus the check
+        checks = [False, True] if args.no_lm_eval else [True]
+        return [f"{task.name}-{record_key(profile['limit'], check, args.batch_size, v)}.json"
+                for v in (CODE_AT_START, *ACCEPTED_CODE_VERSIONS) for check in checks]
     scored = {}
     for task in tasks:   # in the order asked for
         rec = scored[task.name] = cached_json(names(task), lambda: task_floors(
@@ -128,7 +130,8 @@ def main(argv=None):
     write_results(df, path, run_metadata(profile=args.profile, backbone=backbone, seeds=[], precision="fp32",
                                          split_seed=1234, wall_time_s=round(sum(r["wall_s"] for r in per_task.values()), 1),
                                          tasks=[rec["task"] for rec in found], test_limit=profile["limit"],
-                                         lm_eval_crosscheck=not args.no_lm_eval, records=per_task))
+                                         lm_eval_crosscheck=sorted(set(df.task[df.method == "zero-shot (lm-eval)"])),
+                                         records=per_task))
     print(df[["task", "method", "n", "metric"]].to_string(index=False))
     print(f"wrote {path} and {path.with_suffix('.meta.json')} (records: {records})")
     return df

@@ -38,6 +38,18 @@ def test_zeroshot_resumes_from_its_task_records(tmp_path, monkeypatch):
     monkeypatch.setattr(zeroshot, "load_backbone", lambda *a: pytest.fail("a recorded task was scored again"))
     zeroshot.main([*args, "--tasks", "sst2"])
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "zeroshot.csv"), first)
+
+
+def test_a_task_scored_later_without_the_cross_check_keeps_the_cross_checked_tasks_in_the_table(tmp_path,
+                                                                                                  monkeypatch):
+    smoke = ["--profile", "smoke", "--out-dir", str(tmp_path)]
+    zeroshot.main([*smoke, "--tasks", "sst2"])                         # with the lm-eval cross-check
+    zeroshot.main([*smoke, "--tasks", "rte", "--no-lm-eval"])
+    table = pd.read_csv(tmp_path / "zeroshot.csv")
+    assert {"sst2", "rte"} <= set(table.task)
+    assert set(table[table.method == "zero-shot (lm-eval)"].task) == {"sst2"}
+    monkeypatch.setattr(zeroshot, "load_backbone", lambda *a: pytest.fail("a recorded task was scored again"))
+    zeroshot.main([*smoke, "--tasks", "sst2", "--no-lm-eval"])         # the cross-checked record serves it
     with pytest.raises(pytest.fail.Exception, match="scored again"):   # a task without a record is scored
         zeroshot.main([*args, "--tasks", "sst2", "copa"])
 
