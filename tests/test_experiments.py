@@ -51,7 +51,7 @@ def test_a_task_scored_later_without_the_cross_check_keeps_the_cross_checked_tas
     monkeypatch.setattr(zeroshot, "load_backbone", lambda *a: pytest.fail("a recorded task was scored again"))
     zeroshot.main([*smoke, "--tasks", "sst2", "--no-lm-eval"])         # the cross-checked record serves it
     with pytest.raises(pytest.fail.Exception, match="scored again"):   # a task without a record is scored
-        zeroshot.main([*args, "--tasks", "sst2", "copa"])
+        zeroshot.main([*smoke, "--tasks", "sst2", "copa"])
 
 
 def test_defaults_probe_smoke_trains_and_writes(tmp_path):
