@@ -6,7 +6,8 @@
 
 Outputs (profile cpu: results/; quick: results/quick/; smoke: a temporary folder):
   table1.csv (one row per method × task × seed), table1_summary.csv (median and spread over seeds; floors),
-  table1_curves.csv (learning curves), table1_verdicts.csv (claims 1 and 2, paired bootstrap),
+  table1_curves.csv (learning curves), table1_verdicts.csv (claims 1 and 2 per task and pooled over the informative ones, crossed
+  paired bootstrap),
   table1_informative.csv (per task: the highest floor and how far each method's mean leaves it), each with a
   .meta.json. Cells are reused when their settings and the package's code version match (--fresh recomputes);
   rerun the same command after an interruption.
@@ -55,15 +56,29 @@ def dry_run(prof: dict) -> None:
 
 
 def verdicts(df: pd.DataFrame) -> pd.DataFrame:
+    """Claims 1 and 2: IAPT against each method on every task (scope = the task), then pooled (scope "pooled":
+    the per-task differences averaged under one joint draw) over the informative tasks on which both rows have
+    at least two seeds, where there are two such tasks or more. Non-informative tasks leave the pool because no
+    method has room to separate there, and one-seed tasks (the screen's) because they would bring the pool down to
+    one seed, which is no verdict."""
+    found_informative = informative_tasks(df, df.attrs["floors"])
+    informative = (set(found_informative.task[found_informative.informative.fillna(False).astype(bool)])
+                   if len(found_informative) else set())
     recs = []
     for claim, others, margin in (("1: IAPT beats prompt-based methods", PROMPT_BASED, 0.0),
                                   ("2: IAPT competitive with LoRA-family", LORA_FAMILY, COMPETITIVE_MARGIN)):
         for other in others:
-            for scope in sorted(set(df.task)) + ["all"]:
-                found = compare_rows(df, "iapt", other, margin, None if scope == "all" else [scope])
+            pooled = [t for t in sorted(informative) if shared_seeds(df, t, "iapt", other) >= 2]
+            for scope, tasks in [(t, [t]) for t in sorted(set(df.task))] + [("pooled", pooled)] * (len(pooled) > 1):
+                found = compare_rows(df, "iapt", other, margin, tasks)
                 if found:
                     recs.append({"claim": claim, "iapt_vs": other, **found, "scope": scope})
     return pd.DataFrame(recs)
+
+
+def shared_seeds(df: pd.DataFrame, task: str, a: str, b: str) -> int:
+    on_task = df[df.task == task]
+    return len(set(on_task[on_task.row == a].seed) & set(on_task[on_task.row == b].seed))
 
 
 def extras(df: pd.DataFrame) -> dict:

@@ -375,3 +375,24 @@ def test_what_would_decide_a_verdict_names_seeds_or_test_examples():
     assert decide_cell({**row, "seeds_to_decide": inf, "examples_to_decide": inf}) == \
         "more seeds and more test examples together"
     assert decide_cell({"example_half_width": 0.023, "seeds_to_decide": inf}).startswith("more test examples")   # older
+
+
+def test_table1_pools_its_verdicts_over_the_informative_tasks_with_seed_variance():
+    """The pooled verdict averages only the tasks where methods have room to separate (informative) and where the
+    pair has at least two seeds: a non-informative task or a one-seed screen task would otherwise enter it, the
+    latter bringing the whole pool down to one seed."""
+    import numpy as np
+    from experiments import table1_glue
+    rng, rows = np.random.default_rng(0), []
+    for task, seeds, accuracy in (("wide", 3, 0.9), ("also_wide", 3, 0.8), ("flat", 3, 0.52), ("screen", 1, 0.9)):
+        for row in ("iapt", "lora"):
+            for seed in range(seeds):
+                correct = (rng.random(200) < accuracy).astype(int)
+                rows.append({"row": row, "task": task, "seed": seed, "n_test": 200, "precision": "fp32",
+                             "test_metric": correct.mean(), "test_correct": " ".join(map(str, correct)),
+                             "cell": f"{row}-{task}-{seed}"})
+    df = pd.DataFrame(rows)
+    df.attrs.update(floors={t: {"chance": 0.5} for t in ("wide", "also_wide", "flat", "screen")})
+    found = table1_glue.verdicts(df).set_index("scope")
+    assert found.loc["pooled", "tasks"] == "also_wide wide" and found.loc["pooled", "n_seeds"] == 3
+    assert found.loc["screen", "n_seeds"] == 1 and set(found.index) == {"wide", "also_wide", "flat", "screen", "pooled"}
