@@ -24,7 +24,8 @@ from scipy.stats import kendalltau
 from iapt.errors import cli
 from iapt.harness.grid import TableScript, run_table
 from iapt.harness.stats import (CONTRADICTED, NOT_DISTINGUISHABLE, ONE_SEED, REPRODUCED, crossed_means,
-                                informative_tasks, interval, mixed_precision, per_example, precisions, verdict)
+                                informative_tasks, interval, mixed_precision, per_example, precisions, shared_seeds,
+                                verdict)
 from experiments.common import CPU_REFERENCE, load_profiles, zeroshot_floors
 
 TASKS = ["arc_easy", "arc_challenge", "boolq", "openbookqa", "piqa"]
@@ -40,11 +41,6 @@ PUBLISHED = pd.DataFrame({
 PAIR_VERDICTS = {REPRODUCED: "holds", CONTRADICTED: "flips", NOT_DISTINGUISHABLE: "not distinguishable",
                  ONE_SEED: ONE_SEED}
 PROFILES = load_profiles(__file__)   # reference_commonsense.yaml beside this file
-
-
-def shared_seeds(df: pd.DataFrame, methods: list[str], task: str) -> list[int]:
-    on_task = df[df.task == task]
-    return sorted(set.intersection(*(set(on_task[on_task.row == m].seed) for m in methods)))
 
 
 def bootstrap_scores(df: pd.DataFrame, methods: list[str], tasks: list[str], n_boot: int = 2000, seed: int = 0):

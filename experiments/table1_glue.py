@@ -18,7 +18,7 @@ import pandas as pd
 
 from iapt.errors import cli
 from iapt.harness.grid import TableScript, run_table
-from iapt.harness.stats import compare_rows, informative_tasks
+from iapt.harness.stats import compare_rows, informative_tasks, shared_seeds
 from experiments.common import CPU_REFERENCE, load_profiles, zeroshot_floors
 
 PROMPT_BASED = ["prompt_tuning", "prefix_tuning", "idpg", "lpt"]
@@ -55,34 +55,31 @@ def dry_run(prof: dict) -> None:
     print("run it with: accelerate launch -m experiments.table1_glue --profile paper (needs GPUs and hub access)")
 
 
-def verdicts(df: pd.DataFrame) -> pd.DataFrame:
+def verdicts(df: pd.DataFrame, informative: pd.DataFrame) -> pd.DataFrame:
     """Claims 1 and 2: IAPT against each method on every task (scope = the task), then pooled (scope "pooled":
-    the per-task differences averaged under one joint draw) over the informative tasks on which both rows have
-    at least two seeds, where there are two such tasks or more. Non-informative tasks leave the pool because no
-    method has room to separate there, and one-seed tasks (the screen's) because they would bring the pool down to
-    one seed, which is no verdict."""
-    found_informative = informative_tasks(df, df.attrs["floors"])
-    informative = (set(found_informative.task[found_informative.informative.fillna(False).astype(bool)])
-                   if len(found_informative) else set())
+    the per-task differences averaged under one joint draw) over the informative tasks (`informative`, from
+    `informative_tasks`) on which both rows have at least two seeds, where there are two such tasks or more.
+    Non-informative tasks leave the pool because no method has room to separate there, and one-seed tasks (the
+    screen's) because they would bring the pool down to one seed, which is no verdict."""
+    separating = sorted(informative.task[informative.informative.fillna(False).astype(bool)]) if len(informative) else []
     recs = []
     for claim, others, margin in (("1: IAPT beats prompt-based methods", PROMPT_BASED, 0.0),
                                   ("2: IAPT competitive with LoRA-family", LORA_FAMILY, COMPETITIVE_MARGIN)):
         for other in others:
-            pooled = [t for t in sorted(informative) if shared_seeds(df, t, "iapt", other) >= 2]
-            for scope, tasks in [(t, [t]) for t in sorted(set(df.task))] + [("pooled", pooled)] * (len(pooled) > 1):
+            scopes = [(t, [t]) for t in sorted(set(df.task))]
+            pooled = [t for t in separating if len(shared_seeds(df, ["iapt", other], t)) >= 2]
+            if len(pooled) > 1:
+                scopes.append(("pooled", pooled))
+            for scope, tasks in scopes:
                 found = compare_rows(df, "iapt", other, margin, tasks)
                 if found:
                     recs.append({"claim": claim, "iapt_vs": other, **found, "scope": scope})
     return pd.DataFrame(recs)
 
 
-def shared_seeds(df: pd.DataFrame, task: str, a: str, b: str) -> int:
-    on_task = df[df.task == task]
-    return len(set(on_task[on_task.row == a].seed) & set(on_task[on_task.row == b].seed))
-
-
 def extras(df: pd.DataFrame) -> dict:
-    return {"verdicts": verdicts(df), "informative": informative_tasks(df, df.attrs["floors"])}
+    informative = informative_tasks(df, df.attrs["floors"])
+    return {"verdicts": verdicts(df, informative), "informative": informative}
 
 
 @cli

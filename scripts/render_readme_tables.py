@@ -160,10 +160,9 @@ def verdict_lines(name: str, other: str, folder: str = "") -> list[str]:
                "what would decide it"]
     def cells(r: dict) -> list[str]:
         return [r["claim"], r[other], seed_cell(r), f"{r['diff']:+.3f}", interval_cell(r), r["verdict"], decide_cell(r)]
-    if "scope" in verdicts.columns and (verdicts.scope == "all").any():
-        return ["", *markdown(columns, [cells(r) for r in verdicts[verdicts.scope == "all"].to_dict("records")])]
-    if "scope" not in verdicts.columns:
-        return ["", *markdown(columns, [cells(r) for r in verdicts.to_dict("records")])]
+    if "scope" not in verdicts.columns or (verdicts.scope == "all").any():
+        shown = verdicts[verdicts.scope == "all"] if "scope" in verdicts.columns else verdicts
+        return ["", *markdown(columns, [cells(r) for r in shown.to_dict("records")])]
     if (verdicts.n_seeds >= 2).any():
         verdicts = verdicts[verdicts.n_seeds >= 2]
     return ["", *markdown(["task", *columns], [[f"pooled: {r['tasks']}" if r["scope"] == "pooled" else r["scope"],

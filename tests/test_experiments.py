@@ -383,6 +383,7 @@ def test_table1_pools_its_verdicts_over_the_informative_tasks_with_seed_variance
     latter bringing the whole pool down to one seed."""
     import numpy as np
     from experiments import table1_glue
+    from iapt.harness.stats import informative_tasks
     rng, rows = np.random.default_rng(0), []
     for task, seeds, accuracy in (("wide", 3, 0.9), ("also_wide", 3, 0.8), ("flat", 3, 0.52), ("screen", 1, 0.9)):
         for row in ("iapt", "lora"):
@@ -392,7 +393,7 @@ def test_table1_pools_its_verdicts_over_the_informative_tasks_with_seed_variance
                              "test_metric": correct.mean(), "test_correct": " ".join(map(str, correct)),
                              "cell": f"{row}-{task}-{seed}"})
     df = pd.DataFrame(rows)
-    df.attrs.update(floors={t: {"chance": 0.5} for t in ("wide", "also_wide", "flat", "screen")})
-    found = table1_glue.verdicts(df).set_index("scope")
+    floors = {t: {"chance": 0.5} for t in ("wide", "also_wide", "flat", "screen")}
+    found = table1_glue.verdicts(df, informative_tasks(df, floors)).set_index("scope")
     assert found.loc["pooled", "tasks"] == "also_wide wide" and found.loc["pooled", "n_seeds"] == 3
     assert found.loc["screen", "n_seeds"] == 1 and set(found.index) == {"wide", "also_wide", "flat", "screen", "pooled"}

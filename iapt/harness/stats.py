@@ -164,6 +164,12 @@ def per_example(df: pd.DataFrame, row: str) -> dict:
             for task, g in df[df.row == row].groupby("task")}
 
 
+def shared_seeds(df: pd.DataFrame, rows: list[str], task: str) -> list[int]:
+    """The seeds every one of `rows` has on `task`: the seeds a paired comparison may draw."""
+    on_task = df[df.task == task]
+    return sorted(set.intersection(*(set(on_task[on_task.row == r].seed) for r in rows)))
+
+
 def compare_rows(df: pd.DataFrame, a: str, b: str, margin: float = 0.0, tasks: list[str] | None = None) -> dict | None:
     """Row a − row b over the tasks both have (or `tasks`), each on the seeds both rows have there (a three-seed
     core row against a seed-0-only extended row: seed 0): the crossed bootstrap, |S| (the fewest seeds of any
@@ -174,7 +180,7 @@ def compare_rows(df: pd.DataFrame, a: str, b: str, margin: float = 0.0, tasks: l
     sa, sb, seeds, groups, used = {}, {}, set(), {}, []
     for task in tasks or sorted(set(df[df.row == a].task)):
         on_task = df[df.task == task]
-        shared = set(on_task[on_task.row == a].seed) & set(on_task[on_task.row == b].seed)
+        shared = set(shared_seeds(df, [a, b], task))
         if shared:
             paired = on_task[on_task.seed.isin(shared)].sort_values("seed")
             sa[task], sb[task] = per_example(paired, a)[task], per_example(paired, b)[task]
