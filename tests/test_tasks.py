@@ -19,7 +19,8 @@ DOCUMENTED_SIZES = {  # README, "Tasks and splits"
     "boolq": (2570, 200, 500), "copa": (50, 15, 35), "squad": (500, 150, 350), "arc_easy": (284, 86, 200),
     "arc_challenge": (149, 45, 105), "openbookqa": (250, 75, 175), "piqa": (1138, 200, 500),
     "hellaswag": (8842, 200, 1000), "social_i_qa": (754, 200, 1000), "winogrande": (634, 190, 443),
-    "sciq": (500, 150, 350), "multiemo": (56266, 200, 1000), "fever": (4412, 200, 2000),
+    "sciq": (500, 150, 350), "commonsense_qa": (521, 200, 500), "multiemo": (56266, 200, 1000),
+    "fever": (4412, 200, 2000),
 }
 
 

@@ -128,6 +128,9 @@ TASKS: dict[str, Task] = {t.name: t for t in [
     Task("winogrande", "olmo:winogrande/winogrande_xl/validation", T_WINOGRANDE, "ours", "choice",
          lambda r, i: Example({"sentence": r["sentence"]}, int(r["answer"]) - 1, (r["option1"], r["option2"]), str(i))),
     Task("sciq", "olmo:sciq/none/validation", T_SCIQ, "ours", "choice", _sciq, passage_field="support"),
+    # CommonsenseQA: 1,221 shipped questions, five options each; a test split at the rule's cap of 500.
+    Task("commonsense_qa", "olmo:tau/commonsense_qa/none/validation", T_MC, "ours", "choice", _mc("question"),
+         split_sizes=(500, 200)),
     # BIG-bench's large classification tasks (sentiment, fact verification): short inputs scored like sst2.
     Task("multiemo", "bigbench:multiemo/all_sentence_en", T_MULTIEMO, "ours", "classification",
          label_words=("negative", "positive", "neutral", "ambivalent"), split_sizes=(1000, 200)),
