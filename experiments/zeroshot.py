@@ -97,14 +97,16 @@ def main(argv=None):
             loaded.extend(load_backbone(backbone))
         return loaded
 
-    def names(task) -> list[str]:   # this version's record, then the accepted older versions'
-        # a record with the lm-eval cross-check also serves a run without it: its rows are the same plus the check
-        checks = [False, True] if args.no_lm_eval else [True]
+    def names(task, checks) -> list[str]:   # this version's record, then the accepted older versions'
         return [f"{task.name}-{record_key(profile['limit'], check, args.batch_size, v)}.json"
                 for v in (CODE_AT_START, *ACCEPTED_CODE_VERSIONS) for check in checks]
+    # Scoring: a record with the lm-eval cross-check also serves a run without it (its rows are the same plus the
+    # check). The table: a task scored either way keeps its row, whichever way this run scores (HellaSwag was
+    # scored without the check), so scoring one task never drops another from the table.
+    scoring_checks = [False, True] if args.no_lm_eval else [True]
     scored = {}
     for task in tasks:   # in the order asked for
-        rec = scored[task.name] = cached_json(names(task), lambda: task_floors(
+        rec = scored[task.name] = cached_json(names(task, scoring_checks), lambda: task_floors(
             *backbone_once(), task, profile["limit"], args.batch_size, not args.no_lm_eval), records)
         ours = rec["rows"][0]
         check = next((r for r in rec["rows"] if r["method"] == "zero-shot (lm-eval)"), None)
@@ -113,7 +115,7 @@ def main(argv=None):
               + f"; code {rec['meta']['code_version']})")
     found = []
     for task in dict.fromkeys([*profile_tasks, *tasks]):   # the table: the profile's order, then any others
-        rec = scored.get(task.name) or recorded_json(names(task), records)
+        rec = scored.get(task.name) or recorded_json(names(task, [True, False]), records)
         if rec is None:
             print(f"{task.name:14s} not scored yet (no record): left out of the table")
         else:
